@@ -1,0 +1,1 @@
+"""leadgate: a GraphQL gateway (and REST mirror) over a lending pipeline's leads."""

@@ -1,0 +1,3 @@
+from leadgate.cli import main
+
+main()

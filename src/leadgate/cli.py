@@ -1,0 +1,253 @@
+"""`leadgate …` commands. Nothing imports this module."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TextIO
+from uuid import UUID
+
+import asyncpg
+from aiohttp import web
+
+from leadgate.app import create_app
+from leadgate.config import Settings
+from leadgate.db.migrate import migrate
+from leadgate.db.pool import create_pool, database_url, init_connection
+from leadgate.domain.errors import AppError
+from leadgate.graphql.schema import export_sdl
+from leadgate.services import auth, demo_data
+from leadgate.services.organizations import (
+    any_organization,
+    create_organization,
+    find_organization,
+)
+
+DEMO_ORGANIZATION: Final = "Demo Lending Co"
+DEMO_LEADS: Final = 200
+
+
+def say(text: str = "", *, stream: TextIO | None = None) -> None:
+    """Print and flush at once: keys and URLs must reach a pipe or file as they happen."""
+    print(text, file=stream or sys.stdout, flush=True)
+
+
+class Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, a line per 10 % otherwise."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = max(total, 1)
+        self.label = label
+        self.started = time.monotonic()
+        self._last_decile = -1
+        self._tty = sys.stderr.isatty()
+
+    def __call__(self, done: int) -> None:
+        fraction = done / self.total
+        rate = done / max(time.monotonic() - self.started, 1e-9)
+        bar = "#" * int(fraction * 30)
+        line = f"{self.label} [{bar:<30}] {done:,}/{self.total:,} ({rate:,.0f}/s)"
+        if self._tty:
+            end = "\n" if done >= self.total else ""
+            print(f"\r{line}", end=end, file=sys.stderr, flush=True)
+        elif int(fraction * 10) != self._last_decile:
+            self._last_decile = int(fraction * 10)
+            print(line, file=sys.stderr, flush=True)
+
+
+async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
+    pool = await create_pool(dataclasses.replace(settings, pool_min_size=1, pool_max_size=4))
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    conn = await asyncpg.connect(database_url(settings))
+    try:
+        await init_connection(conn)
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def _prepare_demo(settings: Settings, *, force: bool) -> str | None:
+    """On --demo or an empty database: the demo organization, its data, and a fresh key."""
+
+    async def work(pool: asyncpg.Pool) -> str | None:
+        org_id = await find_organization(pool, DEMO_ORGANIZATION)
+        if org_id is None:
+            empty = not await any_organization(pool)
+            if not (force or empty):
+                return None
+            org_id = await create_organization(pool, DEMO_ORGANIZATION)
+            await demo_data.add_demo_leads(
+                pool, org_id, DEMO_LEADS, progress=Progress(DEMO_LEADS, "demo leads")
+            )
+            say(f"Created demo organization {DEMO_ORGANIZATION} ({org_id})")
+        elif not force:
+            return None
+        created = await auth.create_api_key(
+            pool, organization_id=org_id, can_write=True, name="demo (leadgate serve)"
+        )
+        return created.key
+
+    result: str | None = await _with_pool(settings, work)
+    return result
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = dataclasses.replace(settings, database_url=database_url(settings))
+    for name in asyncio.run(_migrate(settings)):
+        say(f"applied migration {name}")
+    key = asyncio.run(_prepare_demo(settings, force=args.demo))
+    if key is not None:
+        settings = dataclasses.replace(settings, graphiql_api_key=key)
+    url = f"http://{args.host}:{args.port}/graphql"
+    say(f"GraphiQL:  {url}")
+    if key is not None:
+        say(f"API key:   {key}   (write access; shown once)")
+        query = '{"query":"{ leads(limit:5) { total nodes { businessName } } }"}'
+        say(
+            f"Try:       curl -H 'Authorization: Bearer {key}' "
+            f"-H 'Content-Type: application/json' -d '{query}' {url}"
+        )
+    web.run_app(create_app(settings), host=args.host, port=args.port, print=None)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    applied = asyncio.run(_migrate(settings))
+    if args.json:
+        say(json.dumps({"applied": applied}))
+        return
+    for name in applied:
+        say(f"applied {name}")
+    say("database is up to date")
+
+
+def cmd_org_create(settings: Settings, args: argparse.Namespace) -> None:
+    org_id = asyncio.run(_with_pool(settings, lambda pool: create_organization(pool, args.name)))
+    say(json.dumps({"id": str(org_id), "name": args.name}) if args.json else str(org_id))
+
+
+def cmd_api_key_create(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(pool: asyncpg.Pool) -> auth.CreatedKey:
+        return await auth.create_api_key(
+            pool,
+            organization_id=args.org,
+            can_write=not args.read_only,
+            name=args.name,
+            live=not args.test,
+        )
+
+    created: auth.CreatedKey = asyncio.run(_with_pool(settings, work))
+    if args.json:
+        record = {"id": str(created.id), "key": created.key, "canWrite": not args.read_only}
+        say(json.dumps(record))
+    else:
+        say(created.key)
+        say(f"(key id {created.id}; the key is shown only once)", stream=sys.stderr)
+
+
+def cmd_api_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    asyncio.run(_with_pool(settings, lambda pool: auth.revoke_api_key(pool, args.id)))
+    say(f"revoked {args.id}")
+
+
+def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        await demo_data.add_demo_leads(
+            pool, args.org, args.leads, seed=args.seed, progress=Progress(args.leads, "leads")
+        )
+
+    started = time.monotonic()
+    asyncio.run(_with_pool(settings, work))
+    say(f"added {args.leads:,} leads in {time.monotonic() - started:.1f}s")
+
+
+def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> None:
+    sys.stdout.write(export_sdl())
+    sys.stdout.flush()
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leadgate",
+        description="GraphQL gateway over a lending pipeline's leads. The database is "
+        "DATABASE_URL, or an embedded PostgreSQL in $LEADGATE_DATA_DIR/pg (default "
+        ".leadgate/pg) shared by every leadgate process on that directory.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate, then serve GraphQL, GraphiQL and /v1")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="ensure the demo organization (200 leads) and print a fresh write key "
+        "(also done automatically on an empty database)",
+    )
+    serve.set_defaults(run=cmd_serve)
+
+    mig = commands.add_parser("migrate", help="apply pending sql/migrations")
+    mig.add_argument("--json", action="store_true")
+    mig.set_defaults(run=cmd_migrate)
+
+    org = commands.add_parser("org", help="organizations").add_subparsers(
+        dest="org_command", required=True, metavar="ACTION"
+    )
+    org_create = org.add_parser("create", help="create an organization with the default stages")
+    org_create.add_argument("name")
+    org_create.add_argument("--json", action="store_true")
+    org_create.set_defaults(run=cmd_org_create)
+
+    key = commands.add_parser("api-key", help="API keys").add_subparsers(
+        dest="key_command", required=True, metavar="ACTION"
+    )
+    key_create = key.add_parser("create", help="create a key (printed once)")
+    key_create.add_argument("--org", type=UUID, required=True, help="organization id")
+    key_create.add_argument("--read-only", action="store_true", help="no write permission")
+    key_create.add_argument("--name", default="", help="a label for people")
+    key_create.add_argument("--test", action="store_true", help="an lw_test_ key")
+    key_create.add_argument("--json", action="store_true")
+    key_create.set_defaults(run=cmd_api_key_create)
+    key_revoke = key.add_parser("revoke", help="revoke a key (effective within 5 s)")
+    key_revoke.add_argument("id", type=UUID, help="key id")
+    key_revoke.set_defaults(run=cmd_api_key_revoke)
+
+    demo = commands.add_parser("demo-data", help="add realistic demo leads to an organization")
+    demo.add_argument("--org", type=UUID, required=True)
+    demo.add_argument("--leads", type=_positive, default=1000)
+    demo.add_argument("--seed", type=int, default=None, help="for repeatable data")
+    demo.set_defaults(run=cmd_demo_data)
+
+    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.set_defaults(run=cmd_export_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(Settings.from_env(), args)
+    except AppError as exc:
+        say(f"error: {exc.message}", stream=sys.stderr)
+        raise SystemExit(1) from exc
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

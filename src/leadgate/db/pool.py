@@ -1,0 +1,50 @@
+"""The asyncpg pool: JSON codecs, statement timeout, statement counting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+
+from leadgate.config import Settings
+from leadgate.db.embedded import embedded_database_url
+from leadgate.db.statements import StatementCounter
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return embedded_database_url(settings.embedded_pgdata)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    settings: Settings, *, counter: StatementCounter | None = None, url: str | None = None
+) -> asyncpg.Pool:
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        if counter is not None:
+            conn.add_query_logger(counter)
+
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        url or database_url(settings),
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        init=init,
+        server_settings={
+            "statement_timeout": str(settings.statement_timeout_ms),
+            "application_name": "leadgate",
+        },
+    )
+    return pool

@@ -1,0 +1,121 @@
+"""Domain records: what the store returns and both APIs present."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+
+class LeadSource(enum.StrEnum):
+    MANUAL = "manual"
+    CSV_IMPORT = "csv_import"
+    API = "api"
+    WEB_FORM = "web_form"
+    REFERRAL = "referral"
+    DIALER = "dialer"
+
+
+class LeadPriority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an API key's organization and what it may do."""
+
+    organization_id: UUID
+    can_write: bool
+    api_key_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    id: UUID
+    stage_key: str
+    stage_label: str
+    color: str
+    semantic_slot: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Advisor:
+    id: UUID
+    name: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    id: UUID
+    organization_id: UUID
+    business_name: str | None
+    contact_first_name: str | None
+    contact_last_name: str | None
+    email: str | None
+    phone: str | None
+    industry: str | None
+    monthly_revenue: str | None
+    requested_amount: str | None
+    source: LeadSource
+    priority: LeadPriority
+    is_do_not_call: bool
+    dnc_reason: str | None
+    dnc_at: datetime | None
+    tags: list[str]
+    custom_fields: dict[str, Any]
+    external_ids: dict[str, Any]
+    lead_score: int | None
+    stage_id: UUID
+    primary_advisor_id: UUID | None
+    contact_id: UUID | None
+    last_contacted_at: datetime | None
+    stage_changed_at: datetime
+    converted_at: datetime | None
+    converted_account_id: UUID | None
+    converted_contact_id: UUID | None
+    import_job_id: UUID | None
+    created_by: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFilter:
+    stage_id: UUID | None = None
+    priority: LeadPriority | None = None
+    advisor_id: UUID | None = None
+    tag: str | None = None
+    source: LeadSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadQuery:
+    """A validated request for one page of leads."""
+
+    page: int = 1
+    limit: int = 20
+    search_terms: tuple[str, ...] = ()
+    filter: LeadFilter = field(default_factory=LeadFilter)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+
+@dataclass(frozen=True, slots=True)
+class LeadPage:
+    leads: list[Lead]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.page * self.limit < self.total

@@ -1,0 +1,79 @@
+"""Query root: leads, lead, stages, advisors."""
+
+from __future__ import annotations
+
+import strawberry
+
+from leadgate.domain import models, paging
+from leadgate.domain.errors import FieldError, NotFound, ValidationFailed
+from leadgate.domain.ids import parse_uuid
+from leadgate.graphql.context import Info
+from leadgate.graphql.types import Advisor, Lead, LeadPage, LeadPriority, LeadSource, Stage
+
+
+@strawberry.input(description="Narrows `leads`; every given criterion must hold.")
+class LeadFilter:
+    stage_id: strawberry.ID | None = None
+    priority: LeadPriority | None = None
+    advisor_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The primary advisor"
+    )
+    tag: str | None = None
+    source: LeadSource | None = None
+
+    def to_model(self) -> models.LeadFilter:
+        errors: list[FieldError] = []
+        ids = {}
+        for name, value in (("stageId", self.stage_id), ("advisorId", self.advisor_id)):
+            parsed = parse_uuid(value) if value is not None else None
+            if value is not None and parsed is None:
+                errors.append(FieldError(f"filter.{name}", "must be a UUID"))
+            ids[name] = parsed
+        if errors:
+            raise ValidationFailed(errors)
+        return models.LeadFilter(
+            stage_id=ids["stageId"],
+            priority=self.priority,
+            advisor_id=ids["advisorId"],
+            tag=self.tag,
+            source=self.source,
+        )
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The organization's leads, newest first; limit is 1-100.")
+    async def leads(
+        self,
+        info: Info,
+        page: int = 1,
+        limit: int = 20,
+        search: str | None = None,
+        filter: LeadFilter | None = None,  # noqa: A002 - the contract's argument name
+    ) -> LeadPage:
+        query = paging.lead_query(
+            page=page,
+            limit=limit,
+            search=search,
+            lead_filter=filter.to_model() if filter is not None else None,
+        )
+        ctx = info.context
+        return LeadPage.from_model(await ctx.reader.page(ctx.principal, query))
+
+    @strawberry.field(description="One lead; null with NOT_FOUND when it is not yours.")
+    async def lead(self, info: Info, id: strawberry.ID) -> Lead | None:  # noqa: A002
+        lead_id = parse_uuid(id)
+        if lead_id is None:
+            raise NotFound("Lead not found")
+        ctx = info.context
+        return Lead.from_model(await ctx.reader.get(ctx.principal, lead_id))
+
+    @strawberry.field(description="The pipeline, in order.")
+    async def stages(self, info: Info) -> list[Stage]:
+        ctx = info.context
+        return [Stage.from_model(s) for s in await ctx.reader.stages(ctx.principal)]
+
+    @strawberry.field
+    async def advisors(self, info: Info) -> list[Advisor]:
+        ctx = info.context
+        return [Advisor.from_model(a) for a in await ctx.reader.advisors(ctx.principal)]

@@ -1,0 +1,32 @@
+"""Every typed key of application and request state, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import asyncpg
+from aiohttp import web
+
+from leadgate.config import Settings
+from leadgate.db.statements import StatementCounter
+from leadgate.domain.models import Principal
+from leadgate.services.auth import Authenticator
+from leadgate.services.leads import LeadReader
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+POOL: Final = web.AppKey("pool", asyncpg.Pool)
+STATEMENTS: Final = web.AppKey("statements", StatementCounter)
+AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
+LEAD_READER: Final = web.AppKey("lead_reader", LeadReader)
+
+REQUEST_ID: Final = web.RequestKey("request_id", str)
+PRINCIPAL: Final = web.RequestKey("principal", Principal)
+
+
+def request_principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def request_id(request: web.Request) -> str:
+    rid: str = request.get(REQUEST_ID, "")
+    return rid

@@ -1,0 +1,67 @@
+"""The spec's response envelope: `{data: {id, type, attributes}, meta: {...}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from leadgate.domain.formats import iso_utc
+from leadgate.domain.models import Advisor, Lead, Stage
+
+
+def _id(value: UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _time(value: Any) -> str | None:
+    return iso_utc(value) if value is not None else None
+
+
+def stage_attributes(stage: Stage) -> dict[str, Any]:
+    return {
+        "id": str(stage.id),
+        "stageKey": stage.stage_key,
+        "stageLabel": stage.stage_label,
+        "color": stage.color,
+        "semanticSlot": stage.semantic_slot,
+    }
+
+
+def lead_resource(lead: Lead, stage: Stage, advisor: Advisor | None) -> dict[str, Any]:
+    """One lead as the spec shows it: every attribute present, null when unset."""
+    return {
+        "id": str(lead.id),
+        "type": "lead",
+        "attributes": {
+            "businessName": lead.business_name,
+            "contactFirstName": lead.contact_first_name,
+            "contactLastName": lead.contact_last_name,
+            "email": lead.email,
+            "phone": lead.phone,
+            "industry": lead.industry,
+            "monthlyRevenue": lead.monthly_revenue,
+            "requestedAmount": lead.requested_amount,
+            "source": lead.source.value,
+            "priority": lead.priority.value,
+            "isDoNotCall": lead.is_do_not_call,
+            "dncReason": lead.dnc_reason,
+            "dncAt": _time(lead.dnc_at),
+            "tags": lead.tags,
+            "customFields": lead.custom_fields,
+            "externalIds": lead.external_ids,
+            "leadScore": lead.lead_score,
+            "stage": stage_attributes(stage),
+            "primaryAdvisorId": _id(lead.primary_advisor_id),
+            "primaryAdvisorName": advisor.name if advisor is not None else None,
+            "contactId": _id(lead.contact_id),
+            "lastContactedAt": _time(lead.last_contacted_at),
+            "stageChangedAt": _time(lead.stage_changed_at),
+            "convertedAt": _time(lead.converted_at),
+            "convertedAccountId": _id(lead.converted_account_id),
+            "convertedContactId": _id(lead.converted_contact_id),
+            "importJobId": _id(lead.import_job_id),
+            "createdBy": _id(lead.created_by),
+            "createdAt": _time(lead.created_at),
+            "updatedAt": _time(lead.updated_at),
+        },
+    }

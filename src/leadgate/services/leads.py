@@ -1,0 +1,64 @@
+"""Reading leads, stages and advisors for a principal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from leadgate.domain.errors import NotFound
+from leadgate.domain.models import Advisor, Lead, LeadPage, LeadQuery, Principal, Stage
+from leadgate.store import catalog, leads
+
+
+class LeadReader:
+    """Every read is scoped to the principal's organization: there is no other way in."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def page(self, principal: Principal, query: LeadQuery) -> LeadPage:
+        async with self._pool.acquire() as conn:
+            return await leads.leads_page(conn, principal.organization_id, query)
+
+    async def get(self, principal: Principal, lead_id: UUID) -> Lead:
+        async with self._pool.acquire() as conn:
+            lead = await leads.lead_by_id(conn, principal.organization_id, lead_id)
+        if lead is None:
+            raise NotFound("Lead not found")
+        return lead
+
+    async def stages(self, principal: Principal) -> list[Stage]:
+        async with self._pool.acquire() as conn:
+            return await catalog.stages(conn, principal.organization_id)
+
+    async def advisors(self, principal: Principal) -> list[Advisor]:
+        async with self._pool.acquire() as conn:
+            return await catalog.advisors(conn, principal.organization_id)
+
+    async def stages_by_id(self, principal: Principal, ids: Sequence[UUID]) -> dict[UUID, Stage]:
+        async with self._pool.acquire() as conn:
+            return await catalog.stages_by_id(conn, principal.organization_id, ids)
+
+    async def advisors_by_id(
+        self, principal: Principal, ids: Sequence[UUID]
+    ) -> dict[UUID, Advisor]:
+        async with self._pool.acquire() as conn:
+            return await catalog.advisors_by_id(conn, principal.organization_id, ids)
+
+
+    async def relations(
+        self, principal: Principal, page: Sequence[Lead]
+    ) -> tuple[dict[UUID, Stage], dict[UUID, Advisor]]:
+        """The stages and advisors the given leads point at (two batched queries)."""
+        stage_ids = list({lead.stage_id for lead in page})
+        advisor_ids = list({a for lead in page if (a := lead.primary_advisor_id) is not None})
+        async with self._pool.acquire() as conn:
+            stages = await catalog.stages_by_id(conn, principal.organization_id, stage_ids)
+            advisors = (
+                await catalog.advisors_by_id(conn, principal.organization_id, advisor_ids)
+                if advisor_ids
+                else {}
+            )
+        return stages, advisors

@@ -1,0 +1,60 @@
+"""API keys: stored as SHA-256 hashes only."""
+
+from __future__ import annotations
+
+from typing import Final
+from uuid import UUID
+
+import asyncpg
+
+from leadgate.domain.models import Principal
+
+INSERT_API_KEY: Final = """
+INSERT INTO api_keys (organization_id, name, prefix, key_hash, can_write)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id
+"""
+
+# Validating a key also records its use: one statement, at most once per cache period.
+TOUCH_ACTIVE_KEY: Final = """
+UPDATE api_keys
+SET last_used_at = now()
+WHERE key_hash = $1
+  AND revoked_at IS NULL
+RETURNING id, organization_id, can_write
+"""
+
+REVOKE_API_KEY: Final = """
+UPDATE api_keys
+SET revoked_at = now()
+WHERE id = $1
+  AND revoked_at IS NULL
+RETURNING id
+"""
+
+async def insert_api_key(
+    conn: asyncpg.Connection,
+    *,
+    organization_id: UUID,
+    name: str,
+    prefix: str,
+    key_hash: bytes,
+    can_write: bool,
+) -> UUID:
+    key_id: UUID = await conn.fetchval(
+        INSERT_API_KEY, organization_id, name, prefix, key_hash, can_write
+    )
+    return key_id
+
+
+async def principal_for_hash(conn: asyncpg.Connection, key_hash: bytes) -> Principal | None:
+    row = await conn.fetchrow(TOUCH_ACTIVE_KEY, key_hash)
+    if row is None:
+        return None
+    return Principal(
+        organization_id=row["organization_id"], can_write=row["can_write"], api_key_id=row["id"]
+    )
+
+
+async def revoke_api_key(conn: asyncpg.Connection, key_id: UUID) -> bool:
+    return await conn.fetchval(REVOKE_API_KEY, key_id) is not None

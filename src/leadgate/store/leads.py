@@ -1,0 +1,147 @@
+"""Leads: reads, and the row mapping every lead query shares."""
+
+from __future__ import annotations
+
+from typing import Final
+from uuid import UUID
+
+import asyncpg
+
+from leadgate.domain.models import Lead, LeadPage, LeadPriority, LeadQuery, LeadSource
+
+# One column list for every statement that returns leads, so the mapping below always fits.
+# Amounts travel as text: PostgreSQL's own rendering of the numeric, exactly as stored.
+LEAD_COLUMNS: Final = """
+    l.id, l.organization_id, l.business_name, l.contact_first_name, l.contact_last_name,
+    l.email, l.phone, l.industry, l.monthly_revenue::text AS monthly_revenue,
+    l.requested_amount::text AS requested_amount, l.source, l.priority, l.is_do_not_call,
+    l.dnc_reason, l.dnc_at, l.tags, l.custom_fields, l.external_ids, l.lead_score, l.stage_id,
+    l.primary_advisor_id, l.contact_id, l.last_contacted_at, l.stage_changed_at, l.converted_at,
+    l.converted_account_id, l.converted_contact_id, l.import_job_id, l.created_by, l.created_at,
+    l.updated_at
+"""
+
+# The page and its total in one round trip: the lateral join yields one all-NULL row (still
+# carrying the total) when the page is empty. Optional filters are `($n IS NULL OR ...)`: one
+# plan-cacheable statement for every combination. Search words arrive as an array and become
+# `'word':*` prefix terms in SQL, quoted by quote_literal, so no user text is ever parsed as
+# tsquery syntax.
+LEADS_PAGE: Final = (
+    """
+SELECT c.total, p.*
+FROM (
+    SELECT count(*) AS total
+    FROM leads AS l
+    WHERE l.organization_id = $1
+      AND ($2::text[] IS NULL OR l.search @@ (
+            SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' & '))
+            FROM unnest($2::text[]) AS t))
+      AND ($3::uuid IS NULL OR l.stage_id = $3)
+      AND ($4::text IS NULL OR l.priority = $4)
+      AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
+      AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
+      AND ($7::text IS NULL OR l.source = $7)
+) AS c
+LEFT JOIN LATERAL (
+    SELECT"""  # noqa: S608 - joins constants only, never user text
+    + LEAD_COLUMNS
+    + """    FROM leads AS l
+    WHERE l.organization_id = $1
+      AND ($2::text[] IS NULL OR l.search @@ (
+            SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' & '))
+            FROM unnest($2::text[]) AS t))
+      AND ($3::uuid IS NULL OR l.stage_id = $3)
+      AND ($4::text IS NULL OR l.priority = $4)
+      AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
+      AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
+      AND ($7::text IS NULL OR l.source = $7)
+    ORDER BY l.created_at DESC, l.id DESC
+    LIMIT $8
+    OFFSET $9
+) AS p ON true
+"""
+)
+
+LEAD_BY_ID: Final = (  # noqa: S608 - joins constants only
+    "SELECT" + LEAD_COLUMNS + "FROM leads AS l\nWHERE l.organization_id = $1\n  AND l.id = $2"
+)
+
+
+def lead_from_row(row: asyncpg.Record) -> Lead:
+    return Lead(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        business_name=row["business_name"],
+        contact_first_name=row["contact_first_name"],
+        contact_last_name=row["contact_last_name"],
+        email=row["email"],
+        phone=row["phone"],
+        industry=row["industry"],
+        monthly_revenue=row["monthly_revenue"],
+        requested_amount=row["requested_amount"],
+        source=LeadSource(row["source"]),
+        priority=LeadPriority(row["priority"]),
+        is_do_not_call=row["is_do_not_call"],
+        dnc_reason=row["dnc_reason"],
+        dnc_at=row["dnc_at"],
+        tags=list(row["tags"]),
+        custom_fields=row["custom_fields"],
+        external_ids=row["external_ids"],
+        lead_score=row["lead_score"],
+        stage_id=row["stage_id"],
+        primary_advisor_id=row["primary_advisor_id"],
+        contact_id=row["contact_id"],
+        last_contacted_at=row["last_contacted_at"],
+        stage_changed_at=row["stage_changed_at"],
+        converted_at=row["converted_at"],
+        converted_account_id=row["converted_account_id"],
+        converted_contact_id=row["converted_contact_id"],
+        import_job_id=row["import_job_id"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _page_args(organization_id: UUID, query: LeadQuery) -> list[object]:
+    f = query.filter
+    return [
+        organization_id,
+        list(query.search_terms) or None,
+        f.stage_id,
+        f.priority.value if f.priority else None,
+        f.advisor_id,
+        f.tag,
+        f.source.value if f.source else None,
+    ]
+
+
+async def leads_page(conn: asyncpg.Connection, organization_id: UUID, query: LeadQuery) -> LeadPage:
+    rows = await conn.fetch(
+        LEADS_PAGE, *_page_args(organization_id, query), query.limit, query.offset
+    )
+    return LeadPage(
+        leads=[lead_from_row(r) for r in rows if r["id"] is not None],
+        total=rows[0]["total"],
+        page=query.page,
+        limit=query.limit,
+    )
+
+
+async def lead_by_id(conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID) -> Lead | None:
+    row = await conn.fetchrow(LEAD_BY_ID, organization_id, lead_id)
+    return lead_from_row(row) if row is not None else None
+
+
+# Columns a bulk import fills; everything else takes its default.
+COPY_COLUMNS: Final = (
+    "organization_id", "business_name", "contact_first_name", "contact_last_name", "email",
+    "phone", "industry", "monthly_revenue", "requested_amount", "source", "priority", "tags",
+    "lead_score", "stage_id", "primary_advisor_id", "last_contacted_at", "stage_changed_at",
+    "created_at", "updated_at",
+)
+
+
+async def copy_leads(conn: asyncpg.Connection, records: list[tuple[object, ...]]) -> None:
+    """Bulk-insert rows shaped like COPY_COLUMNS (COPY: the fast path for demo data)."""
+    await conn.copy_records_to_table("leads", records=records, columns=COPY_COLUMNS)
