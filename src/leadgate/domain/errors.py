@@ -1,14 +1,14 @@
 """The error tree of DESIGN §4, translated once at each edge (GraphQL, REST).
 
-    AppError
-     ├── BadRequest              400 BAD_REQUEST
-     ├── Unauthenticated         401 UNAUTHENTICATED
-     ├── Forbidden               403 FORBIDDEN
-     ├── NotFound                404 NOT_FOUND
-     ├── IdempotencyKeyInUse     409 IDEMPOTENCY_KEY_IN_USE
-     ├── ValidationFailed        422 VALIDATION_ERROR (with per-field messages)
-     ├── IdempotencyKeyReused    422 IDEMPOTENCY_KEY_REUSED
-     └── Internal                500 INTERNAL (details masked)
+AppError
+ ├── BadRequest              400 BAD_REQUEST
+ ├── Unauthenticated         401 UNAUTHENTICATED
+ ├── Forbidden               403 FORBIDDEN
+ ├── NotFound                404 NOT_FOUND
+ ├── IdempotencyKeyInUse     409 IDEMPOTENCY_KEY_IN_USE
+ ├── ValidationFailed        422 VALIDATION_ERROR (with per-field messages)
+ ├── IdempotencyKeyReused    422 IDEMPOTENCY_KEY_REUSED
+ └── Internal                500 INTERNAL (details masked)
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NewType
 
 import strawberry
 
@@ -19,8 +18,8 @@ def _parse_datetime(value: object) -> datetime:
     return moment
 
 
+# Mapped onto `datetime` through StrawberryConfig.scalar_map (see schema.py).
 DateTime = strawberry.scalar(
-    NewType("DateTime", datetime),
     name="DateTime",
     description="ISO-8601 date and time with an offset, e.g. 2025-01-15T10:30:00.000Z",
     serialize=iso_utc,

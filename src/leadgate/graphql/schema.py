@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from leadgate.graphql.query import Query
@@ -28,15 +36,19 @@ class LeadgateSchema(strawberry.Schema):
 
 
 def build_schema() -> strawberry.Schema:
-    # Instances, not classes: the caches must outlive a single request.
-    extensions: list[Any] = [
-        ParserCache(maxsize=512),
-        ValidationCache(maxsize=512),
-        QueryDepthLimiter(max_depth=MAX_DEPTH),
-        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    # Factories: an extension is made per request; the parse and validation caches live at
+    # module level in strawberry and so outlive each request.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
     ]
-    scalars: dict[object, Any] = {datetime: DateTime}
-    return LeadgateSchema(query=Query, scalar_overrides=scalars, extensions=extensions)
+    return LeadgateSchema(
+        query=Query,
+        config=StrawberryConfig(scalar_map={datetime: DateTime}),
+        extensions=extensions,
+    )
 
 
 def export_sdl() -> str:

@@ -47,7 +47,6 @@ class LeadReader:
         async with self._pool.acquire() as conn:
             return await catalog.advisors_by_id(conn, principal.organization_id, ids)
 
-
     async def relations(
         self, principal: Principal, page: Sequence[Lead]
     ) -> tuple[dict[UUID, Stage], dict[UUID, Advisor]]:

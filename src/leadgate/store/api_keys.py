@@ -32,6 +32,7 @@ WHERE id = $1
 RETURNING id
 """
 
+
 async def insert_api_key(
     conn: asyncpg.Connection,
     *,

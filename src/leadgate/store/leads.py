@@ -135,10 +135,25 @@ async def lead_by_id(conn: asyncpg.Connection, organization_id: UUID, lead_id: U
 
 # Columns a bulk import fills; everything else takes its default.
 COPY_COLUMNS: Final = (
-    "organization_id", "business_name", "contact_first_name", "contact_last_name", "email",
-    "phone", "industry", "monthly_revenue", "requested_amount", "source", "priority", "tags",
-    "lead_score", "stage_id", "primary_advisor_id", "last_contacted_at", "stage_changed_at",
-    "created_at", "updated_at",
+    "organization_id",
+    "business_name",
+    "contact_first_name",
+    "contact_last_name",
+    "email",
+    "phone",
+    "industry",
+    "monthly_revenue",
+    "requested_amount",
+    "source",
+    "priority",
+    "tags",
+    "lead_score",
+    "stage_id",
+    "primary_advisor_id",
+    "last_contacted_at",
+    "stage_changed_at",
+    "created_at",
+    "updated_at",
 )
 
 

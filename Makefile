@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both create .venv on first use.
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTHON ?= python3
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test check fmt schema bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the gateway on http://127.0.0.1:8080 with an embedded PostgreSQL and demo data
+run: $(STAMP)
+	$(BIN)/leadgate serve --demo
+
+## test: the whole suite against a real PostgreSQL (DATABASE_URL, or the embedded server)
+test: $(STAMP)
+	$(BIN)/pytest
+
+## check: formatting, lint, types, and the exported schema
+check: $(STAMP)
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy --strict src
+	$(BIN)/leadgate export-schema | diff -u schema.graphql -
+
+fmt: $(STAMP)
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+schema: $(STAMP)
+	$(BIN)/leadgate export-schema > schema.graphql

@@ -1,0 +1,94 @@
+"""Helpers the tests share: a tenant with data, and small HTTP clients for both APIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+import asyncpg
+
+from leadgate.services import auth, demo_data
+from leadgate.services.organizations import create_organization
+from leadgate.store import catalog
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A fresh organization: its keys, pipeline and advisors."""
+
+    id: UUID
+    write_key: str
+    read_key: str
+    stage_ids: list[UUID]
+    advisor_ids: list[UUID]
+
+
+async def make_tenant(pool: asyncpg.Pool, *, leads: int = 0, name: str = "Test Lending") -> Tenant:
+    org_id = await create_organization(pool, name)
+    advisor_ids = await demo_data.ensure_advisors(pool, org_id)
+    if leads:
+        await demo_data.add_demo_leads(pool, org_id, leads, seed=7)
+    write = await auth.create_api_key(pool, organization_id=org_id, can_write=True)
+    read = await auth.create_api_key(pool, organization_id=org_id, can_write=False)
+    async with pool.acquire() as conn:
+        stages = await catalog.stages(conn, org_id)
+    return Tenant(
+        id=org_id,
+        write_key=write.key,
+        read_key=read.key,
+        stage_ids=[s.id for s in stages],
+        advisor_ids=advisor_ids,
+    )
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass(frozen=True)
+class Api:
+    """Real HTTP against the test server."""
+
+    session: aiohttp.ClientSession
+    base: str
+
+    async def graphql(
+        self,
+        key: str | None,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        all_headers = {**(bearer(key) if key else {}), **(headers or {})}
+        payload: dict[str, Any] = {"query": query}
+        if variables is not None:
+            payload["variables"] = variables
+        async with self.session.post(
+            f"{self.base}/graphql", json=payload, headers=all_headers
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def rest(
+        self,
+        method: str,
+        path: str,
+        key: str | None,
+        *,
+        json: Any = None,
+        data: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        all_headers = {**(bearer(key) if key else {}), **(headers or {})}
+        if data is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        async with self.session.request(
+            method, f"{self.base}{path}", json=json, data=data, headers=all_headers
+        ) as resp:
+            return resp.status, await resp.json(), dict(resp.headers)
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors", [])]
