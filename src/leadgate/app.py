@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,6 +18,8 @@ from leadgate.graphql.view import LeadgateGraphQLView
 from leadgate.middleware import auth_middleware, request_id_middleware
 from leadgate.rest.app import create_rest_app
 from leadgate.services.auth import Authenticator
+from leadgate.services.idempotency import purge_idempotency_keys
+from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
 
 
@@ -25,8 +29,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[keys.POOL] = pool
     app[keys.AUTHENTICATOR] = Authenticator(pool, ttl=settings.api_key_cache_seconds)
     app[keys.LEAD_READER] = LeadReader(pool)
+    app[keys.LEAD_WRITER] = LeadWriter(
+        pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds
+    )
     yield
     await pool.close()
+
+
+async def _idempotency_purge(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(
+        purge_idempotency_keys(
+            app[keys.POOL], ttl_seconds=app[keys.SETTINGS].idempotency_ttl_seconds
+        )
+    )
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -35,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.STATEMENTS] = StatementCounter()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_idempotency_purge)
     app.add_routes(health.routes)
     view = LeadgateGraphQLView(
         schema=build_schema(),

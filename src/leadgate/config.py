@@ -18,6 +18,10 @@ class Settings:
     # Upper bound on how long a revoked key keeps working in another process.
     api_key_cache_seconds: float = 4.0
     statement_timeout_ms: int = 15_000
+    # How long a write waits for a row another write holds (same lead, same idempotency key)
+    # before answering with a typed error instead of hanging.
+    lock_timeout_ms: int = 2_000
+    idempotency_ttl_seconds: float = 24 * 3600
     graphql_ws_legacy: bool = False
     graphiql_api_key: str | None = field(default=None, repr=False)
 
@@ -34,5 +38,6 @@ class Settings:
             pool_min_size=int(env.get("LEADGATE_POOL_MIN", "2")),
             pool_max_size=int(env.get("LEADGATE_POOL_MAX", "10")),
             statement_timeout_ms=int(env.get("LEADGATE_STATEMENT_TIMEOUT_MS", "15000")),
+            lock_timeout_ms=int(env.get("LEADGATE_LOCK_TIMEOUT_MS", "2000")),
             graphql_ws_legacy=env.get("LEADGATE_GRAPHQL_WS_LEGACY", "") == "1",
         )

@@ -11,6 +11,7 @@ from leadgate.config import Settings
 from leadgate.db.statements import StatementCounter
 from leadgate.domain.models import Principal
 from leadgate.services.auth import Authenticator
+from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
 
 SETTINGS: Final = web.AppKey("settings", Settings)
@@ -18,9 +19,11 @@ POOL: Final = web.AppKey("pool", asyncpg.Pool)
 STATEMENTS: Final = web.AppKey("statements", StatementCounter)
 AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
 LEAD_READER: Final = web.AppKey("lead_reader", LeadReader)
+LEAD_WRITER: Final = web.AppKey("lead_writer", LeadWriter)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)
+GRAPHQL_EXTENSIONS: Final = web.RequestKey("graphql_extensions", dict)
 
 
 def request_principal(request: web.Request) -> Principal:

@@ -44,6 +44,7 @@ async def create_pool(
         init=init,
         server_settings={
             "statement_timeout": str(settings.statement_timeout_ms),
+            "lock_timeout": str(settings.lock_timeout_ms),
             "application_name": "leadgate",
         },
     )

@@ -87,6 +87,27 @@ class Lead:
 
 
 @dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """A lead with the stage and advisor it points at: everything its representation needs."""
+
+    lead: Lead
+    stage: Stage
+    advisor: Advisor | None
+    # The number of the lead's latest event: the next event of a write is this one.
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeadEvent:
+    id: int
+    lead_id: UUID
+    sequence: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LeadFilter:
     stage_id: UUID | None = None
     priority: LeadPriority | None = None

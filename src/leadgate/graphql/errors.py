@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 
 from leadgate.domain.errors import AppError, ValidationFailed
 
@@ -23,8 +23,13 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
             extensions["fields"] = [
                 {"field": f.field, "message": f.message} for f in original.fields
             ]
-    elif original is None:
+    elif isinstance(error, GraphQLSyntaxError):
         extensions["code"] = "BAD_REQUEST"
+    elif original is None:
+        # The document parsed but does not validate against the schema (unknown field, wrong
+        # argument type, an input field update does not accept...): the request is understood
+        # and refused, as REST refuses a body that fails validation.
+        extensions["code"] = "VALIDATION_ERROR"
     else:
         # Details of unexpected failures stay in the log, found by the request id.
         log.error("unexpected error (request %s)", request_id, exc_info=original)

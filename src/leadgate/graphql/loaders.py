@@ -7,13 +7,13 @@ would serve one organization's cached objects to another.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from uuid import UUID
 
 from aiodataloader import DataLoader
 
-from leadgate.domain.models import Advisor, Principal, Stage
+from leadgate.domain.models import Advisor, Lead, LeadEvent, Principal, Stage
 from leadgate.services.leads import LeadReader
 
 T = TypeVar("T")
@@ -37,8 +37,23 @@ class ByIdLoader(DataLoader[UUID, T | None], Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Loaders:
+    reader: LeadReader
+    principal: Principal
     stages: ByIdLoader[Stage]
     advisors: ByIdLoader[Advisor]
+    leads: ByIdLoader[Lead]
+    _histories: dict[int, ByIdLoader[list[LeadEvent]]] = field(default_factory=dict)
+
+    def history(self, limit: int) -> ByIdLoader[list[LeadEvent]]:
+        """Events of many leads, newest first, `limit` each: one loader per limit asked for."""
+        loader = self._histories.get(limit)
+        if loader is None:
+
+            async def batch(ids: list[UUID]) -> Mapping[UUID, list[LeadEvent]]:
+                return await self.reader.history(self.principal, ids, limit)
+
+            loader = self._histories[limit] = ByIdLoader(batch)
+        return loader
 
 
 def make_loaders(reader: LeadReader, principal: Principal) -> Loaders:
@@ -48,4 +63,13 @@ def make_loaders(reader: LeadReader, principal: Principal) -> Loaders:
     async def advisors(ids: list[UUID]) -> Mapping[UUID, Advisor]:
         return await reader.advisors_by_id(principal, ids)
 
-    return Loaders(stages=ByIdLoader(stages), advisors=ByIdLoader(advisors))
+    async def leads(ids: list[UUID]) -> Mapping[UUID, Lead]:
+        return await reader.leads_by_id(principal, ids)
+
+    return Loaders(
+        reader=reader,
+        principal=principal,
+        stages=ByIdLoader(stages),
+        advisors=ByIdLoader(advisors),
+        leads=ByIdLoader(leads),
+    )

@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from leadgate.graphql.mutation import Mutation
 from leadgate.graphql.query import Query
 from leadgate.graphql.scalars import DateTime
 
@@ -46,6 +47,7 @@ def build_schema() -> strawberry.Schema:
     ]
     return LeadgateSchema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=extensions,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
 
 from leadgate.domain import models
+from leadgate.domain.errors import NotFound, ValidationFailed
 from leadgate.graphql.context import Info
 
 # The domain enums are the GraphQL enums: names for GraphQL, values for the REST mirror.
@@ -17,6 +18,9 @@ LeadSource = models.LeadSource
 LeadPriority = models.LeadPriority
 strawberry.enum(LeadSource, name="LeadSource")
 strawberry.enum(LeadPriority, name="LeadPriority")
+
+
+MAX_HISTORY: Final = 100
 
 
 def _id(value: UUID | None) -> strawberry.ID | None:
@@ -103,6 +107,13 @@ class Lead:
         advisor = await info.context.loaders.advisors.get(self.primary_advisor_id)
         return Advisor.from_model(advisor) if advisor is not None else None
 
+    @strawberry.field(description="This lead's events, newest first (limit 1-100).")
+    async def history(self, info: Info, limit: int = 20) -> list[LeadEvent]:
+        if not 1 <= limit <= MAX_HISTORY:
+            raise ValidationFailed.single("limit", f"must be between 1 and {MAX_HISTORY}")
+        events = await info.context.loaders.history(limit).get(UUID(self.id))
+        return [LeadEvent.from_model(e) for e in events or []]
+
     @classmethod
     def from_model(cls, lead: models.Lead) -> Lead:
         custom_fields: Any = lead.custom_fields
@@ -138,6 +149,35 @@ class Lead:
             updated_at=lead.updated_at,
             stage_id=lead.stage_id,
             primary_advisor_id=lead.primary_advisor_id,
+        )
+
+
+@strawberry.type(description="Something that happened to a lead; `id` orders all events.")
+class LeadEvent:
+    id: strawberry.ID
+    type: str
+    sequence: int = strawberry.field(description="1, 2, 3... per lead, in order")
+    occurred_at: datetime
+    data: JSON
+    lead_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The lead as it is now")
+    async def lead(self, info: Info) -> Lead:
+        lead = await info.context.loaders.leads.get(self.lead_id)
+        if lead is None:
+            raise NotFound("Lead not found")
+        return Lead.from_model(lead)
+
+    @classmethod
+    def from_model(cls, event: models.LeadEvent) -> LeadEvent:
+        payload: Any = event.payload
+        return cls(
+            id=strawberry.ID(str(event.id)),
+            type=event.type,
+            sequence=event.sequence,
+            occurred_at=event.created_at,
+            data=payload,
+            lead_id=event.lead_id,
         )
 
 

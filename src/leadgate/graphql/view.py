@@ -38,12 +38,16 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
     ) -> Context:
         principal = keys.request_principal(request)
         reader = request.config_dict[keys.LEAD_READER]
-        return Context(
+        context = Context(
             principal=principal,
             request_id=keys.request_id(request),
             reader=reader,
+            writer=request.config_dict[keys.LEAD_WRITER],
             loaders=make_loaders(reader, principal),
+            idempotency_header=request.headers.get("Idempotency-Key"),
         )
+        request[keys.GRAPHQL_EXTENSIONS] = context.response_extensions
+        return context
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -57,8 +61,9 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
         if result.errors:
             rid = keys.request_id(request)
             response["errors"] = [format_error(e, rid) for e in result.errors]
-        if result.extensions:
-            response["extensions"] = result.extensions
+        extensions = {**(result.extensions or {}), **request.get(keys.GRAPHQL_EXTENSIONS, {})}
+        if extensions:
+            response["extensions"] = extensions
         return response
 
     def encode_json(self, data: object) -> bytes:

@@ -9,9 +9,11 @@ from aiohttp import web
 
 from leadgate import keys
 from leadgate.domain import paging
-from leadgate.domain.errors import FieldError, NotFound, ValidationFailed
+from leadgate.domain.errors import BadRequest, FieldError, Forbidden, NotFound, ValidationFailed
 from leadgate.domain.ids import parse_uuid
-from leadgate.rest.envelope import lead_resource
+from leadgate.domain.models import LeadRecord
+from leadgate.domain.representation import lead_document
+from leadgate.services.lead_writes import WriteContext, WriteResult
 
 routes = web.RouteTableDef()
 
@@ -44,10 +46,12 @@ async def list_leads(request: web.Request) -> web.Response:
     result = await reader.page(principal, query)
     stages, advisors = await reader.relations(principal, result.leads)
     data = [
-        lead_resource(
-            lead,
-            stages[lead.stage_id],
-            advisors.get(lead.primary_advisor_id) if lead.primary_advisor_id else None,
+        lead_document(
+            LeadRecord(
+                lead=lead,
+                stage=stages[lead.stage_id],
+                advisor=advisors.get(lead.primary_advisor_id) if lead.primary_advisor_id else None,
+            )
         )
         for lead in result.leads
     ]
@@ -68,11 +72,53 @@ async def get_lead(request: web.Request) -> web.Response:
         raise NotFound("Lead not found")
     principal = keys.request_principal(request)
     reader = request.config_dict[keys.LEAD_READER]
-    lead = await reader.get(principal, lead_id)
-    stages, advisors = await reader.relations(principal, [lead])
-    advisor = advisors.get(lead.primary_advisor_id) if lead.primary_advisor_id else None
+    record = await reader.record(principal, lead_id)
     body = {
-        "data": lead_resource(lead, stages[lead.stage_id], advisor),
+        "data": lead_document(record),
         "meta": {"requestId": keys.request_id(request)},
     }
     return json_response(body)
+
+
+async def _json_body(request: web.Request) -> object:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("Malformed JSON body") from exc
+
+
+def _write_context(request: web.Request) -> WriteContext:
+    return WriteContext(
+        principal=keys.request_principal(request),
+        request_id=keys.request_id(request),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+
+
+def _write_response(result: WriteResult) -> web.Response:
+    response = json_response(result.body, status=result.status)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@routes.post("/leads")
+async def create_lead(request: web.Request) -> web.Response:
+    ctx = _write_context(request)
+    if not ctx.principal.can_write:
+        raise Forbidden()
+    body = await _json_body(request)
+    return _write_response(await request.config_dict[keys.LEAD_WRITER].create(ctx, body))
+
+
+@routes.patch("/leads/{id}")
+async def update_lead(request: web.Request) -> web.Response:
+    ctx = _write_context(request)
+    if not ctx.principal.can_write:
+        raise Forbidden()
+    lead_id = parse_uuid(request.match_info["id"])
+    if lead_id is None:
+        raise NotFound("Lead not found")
+    body = await _json_body(request)
+    writer = request.config_dict[keys.LEAD_WRITER]
+    return _write_response(await writer.update(ctx, lead_id, body))

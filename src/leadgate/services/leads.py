@@ -8,8 +8,17 @@ from uuid import UUID
 import asyncpg
 
 from leadgate.domain.errors import NotFound
-from leadgate.domain.models import Advisor, Lead, LeadPage, LeadQuery, Principal, Stage
-from leadgate.store import catalog, leads
+from leadgate.domain.models import (
+    Advisor,
+    Lead,
+    LeadEvent,
+    LeadPage,
+    LeadQuery,
+    LeadRecord,
+    Principal,
+    Stage,
+)
+from leadgate.store import catalog, events, lead_writes, leads
 
 
 class LeadReader:
@@ -28,6 +37,24 @@ class LeadReader:
         if lead is None:
             raise NotFound("Lead not found")
         return lead
+
+    async def record(self, principal: Principal, lead_id: UUID) -> LeadRecord:
+        """The lead with its stage and advisor, in one query."""
+        async with self._pool.acquire() as conn:
+            record = await lead_writes.lead_record(conn, principal.organization_id, lead_id)
+        if record is None:
+            raise NotFound("Lead not found")
+        return record
+
+    async def leads_by_id(self, principal: Principal, ids: Sequence[UUID]) -> dict[UUID, Lead]:
+        async with self._pool.acquire() as conn:
+            return await leads.leads_by_id(conn, principal.organization_id, ids)
+
+    async def history(
+        self, principal: Principal, lead_ids: Sequence[UUID], limit: int
+    ) -> dict[UUID, list[LeadEvent]]:
+        async with self._pool.acquire() as conn:
+            return await events.history(conn, principal.organization_id, list(lead_ids), limit)
 
     async def stages(self, principal: Principal) -> list[Stage]:
         async with self._pool.acquire() as conn:

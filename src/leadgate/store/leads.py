@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 from uuid import UUID
 
@@ -67,6 +68,13 @@ LEAD_BY_ID: Final = (  # noqa: S608 - joins constants only
 )
 
 
+LEADS_BY_ID: Final = (  # noqa: S608 - joins constants only
+    "SELECT"
+    + LEAD_COLUMNS
+    + "FROM leads AS l\nWHERE l.organization_id = $1\n  AND l.id = ANY($2::uuid[])"
+)
+
+
 def lead_from_row(row: asyncpg.Record) -> Lead:
     return Lead(
         id=row["id"],
@@ -126,6 +134,13 @@ async def leads_page(conn: asyncpg.Connection, organization_id: UUID, query: Lea
         page=query.page,
         limit=query.limit,
     )
+
+
+async def leads_by_id(
+    conn: asyncpg.Connection, organization_id: UUID, ids: Sequence[UUID]
+) -> dict[UUID, Lead]:
+    rows = await conn.fetch(LEADS_BY_ID, organization_id, list(ids))
+    return {r["id"]: lead_from_row(r) for r in rows}
 
 
 async def lead_by_id(conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID) -> Lead | None:

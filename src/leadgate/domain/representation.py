@@ -1,4 +1,8 @@
-"""The spec's response envelope: `{data: {id, type, attributes}, meta: {...}}`."""
+"""The lead as the spec shows it (`{id, type, attributes}`).
+
+The one external representation: REST responses, stored idempotent responses, event payloads
+and webhook bodies all carry it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from leadgate.domain.formats import iso_utc
-from leadgate.domain.models import Advisor, Lead, Stage
+from leadgate.domain.models import LeadRecord, Stage
 
 
 def _id(value: UUID | None) -> str | None:
@@ -17,7 +21,7 @@ def _time(value: Any) -> str | None:
     return iso_utc(value) if value is not None else None
 
 
-def stage_attributes(stage: Stage) -> dict[str, Any]:
+def stage_document(stage: Stage) -> dict[str, Any]:
     return {
         "id": str(stage.id),
         "stageKey": stage.stage_key,
@@ -27,8 +31,9 @@ def stage_attributes(stage: Stage) -> dict[str, Any]:
     }
 
 
-def lead_resource(lead: Lead, stage: Stage, advisor: Advisor | None) -> dict[str, Any]:
+def lead_document(record: LeadRecord) -> dict[str, Any]:
     """One lead as the spec shows it: every attribute present, null when unset."""
+    lead, stage, advisor = record.lead, record.stage, record.advisor
     return {
         "id": str(lead.id),
         "type": "lead",
@@ -50,7 +55,7 @@ def lead_resource(lead: Lead, stage: Stage, advisor: Advisor | None) -> dict[str
             "customFields": lead.custom_fields,
             "externalIds": lead.external_ids,
             "leadScore": lead.lead_score,
-            "stage": stage_attributes(stage),
+            "stage": stage_document(stage),
             "primaryAdvisorId": _id(lead.primary_advisor_id),
             "primaryAdvisorName": advisor.name if advisor is not None else None,
             "contactId": _id(lead.contact_id),

@@ -1,0 +1,258 @@
+"""Lead writes: validate → one transaction (idempotency claim, write, event, NOTIFY) → commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+
+from leadgate.domain.errors import (
+    FieldError,
+    Forbidden,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    NotFound,
+    ValidationFailed,
+)
+from leadgate.domain.idempotency import checked_key, fingerprint
+from leadgate.domain.models import Lead, LeadRecord, Principal
+from leadgate.domain.representation import lead_document, stage_document
+from leadgate.domain.validation import API_NAMES, validate_create, validate_update
+from leadgate.store import catalog, events, idempotency, lead_writes, references
+
+CREATED: Final = 201
+OK: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class WriteContext:
+    """Who writes, under which idempotency key, in which request."""
+
+    principal: Principal
+    request_id: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    record: LeadRecord
+    status: int
+    # The REST response: what a replay of this key answers, byte for byte.
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+Action = Callable[[asyncpg.Connection], Awaitable[LeadRecord]]
+
+
+def _missing(kinds: set[str], fields: dict[str, str]) -> None:
+    errors = [
+        FieldError(field, f"no such {kind} in your organization")
+        for kind, field in fields.items()
+        if kind in kinds
+    ]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+class LeadWriter:
+    def __init__(self, pool: asyncpg.Pool, *, idempotency_ttl_seconds: float) -> None:
+        self._pool = pool
+        self._ttl = idempotency_ttl_seconds
+
+    async def _run(
+        self,
+        ctx: WriteContext,
+        *,
+        operation: str,
+        target: UUID | None,
+        request: Any,
+        status: int,
+        action: Action,
+    ) -> WriteResult:
+        if not ctx.principal.can_write:
+            raise Forbidden()
+        org = ctx.principal.organization_id
+        key = checked_key(ctx.idempotency_key)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if key is not None:
+                request_hash = fingerprint(operation, target, request)
+                stored = await idempotency.claim(
+                    conn, org, key, request_hash, ttl_seconds=self._ttl
+                )
+                if stored is not None:
+                    return await self._replay(conn, org, stored, request_hash)
+            record = await action(conn)
+            body = {"data": lead_document(record), "meta": {"requestId": ctx.request_id}}
+            if key is not None:
+                await idempotency.complete(conn, org, key, status, body)
+        return WriteResult(record=record, status=status, body=body)
+
+    async def _replay(
+        self,
+        conn: asyncpg.Connection,
+        org: UUID,
+        stored: idempotency.StoredResponse,
+        request_hash: bytes,
+    ) -> WriteResult:
+        if stored.request_hash != request_hash:
+            raise IdempotencyKeyReused()
+        if not stored.done or stored.body is None or stored.status is None:
+            raise IdempotencyKeyInUse()
+        record = await lead_writes.lead_record(conn, org, UUID(stored.body["data"]["id"]))
+        if record is None:
+            raise NotFound("Lead not found")
+        return WriteResult(record=record, status=stored.status, body=stored.body, replayed=True)
+
+    async def _locked(self, conn: asyncpg.Connection, org: UUID, lead_id: UUID) -> Lead:
+        lead = await lead_writes.lock_lead(conn, org, lead_id)
+        if lead is None:
+            raise NotFound("Lead not found")
+        return lead
+
+    async def create(self, ctx: WriteContext, raw: object) -> WriteResult:
+        draft = validate_create(raw)
+        org = ctx.principal.organization_id
+
+        async def action(conn: asyncpg.Connection) -> LeadRecord:
+            if draft.stage_id or draft.advisor_id or draft.contact_id:
+                missing = await references.missing_references(
+                    conn,
+                    org,
+                    stage_id=draft.stage_id,
+                    advisor_id=draft.advisor_id,
+                    contact_id=draft.contact_id,
+                )
+                _missing(
+                    missing,
+                    {"stage": "stageId", "advisor": "assignToAdvisorId", "contact": "contactId"},
+                )
+            record = await lead_writes.insert_lead(
+                conn,
+                org,
+                values=draft.values,
+                stage_id=draft.stage_id,
+                advisor_id=draft.advisor_id,
+                contact_id=draft.contact_id,
+                created_by=ctx.principal.api_key_id,
+            )
+            await self._event(conn, record, "lead.created", {})
+            return record
+
+        request = {
+            "values": draft.values,
+            "refs": [draft.stage_id, draft.advisor_id, draft.contact_id],
+        }
+        return await self._run(
+            ctx,
+            operation="lead.create",
+            target=None,
+            request=request,
+            status=CREATED,
+            action=action,
+        )
+
+    async def update(self, ctx: WriteContext, lead_id: UUID, raw: object) -> WriteResult:
+        values = validate_update(raw)
+        org = ctx.principal.organization_id
+
+        async def action(conn: asyncpg.Connection) -> LeadRecord:
+            current = await self._locked(conn, org, lead_id)
+            changed = {c: v for c, v in values.items() if getattr(current, c) != v}
+            if not changed:
+                return await self._current(conn, org, lead_id)
+            record = await lead_writes.update_fields(conn, org, lead_id, changed)
+            changes = {
+                API_NAMES[c]: {"from": getattr(current, c), "to": getattr(record.lead, c)}
+                for c in changed
+            }
+            await self._event(conn, record, "lead.updated", {"changes": changes})
+            return record
+
+        return await self._run(
+            ctx, operation="lead.update", target=lead_id, request=values, status=OK, action=action
+        )
+
+    async def move(self, ctx: WriteContext, lead_id: UUID, stage_id: UUID) -> WriteResult:
+        org = ctx.principal.organization_id
+
+        async def action(conn: asyncpg.Connection) -> LeadRecord:
+            current = await self._locked(conn, org, lead_id)
+            if current.stage_id == stage_id:
+                return await self._current(conn, org, lead_id)
+            stages = await catalog.stages_by_id(conn, org, [current.stage_id, stage_id])
+            if stage_id not in stages:
+                raise ValidationFailed.single("stageId", "no such stage in your organization")
+            record = await lead_writes.move_lead(conn, org, lead_id, stage_id)
+            await self._event(
+                conn,
+                record,
+                "lead.status_changed",
+                {
+                    "previousStage": stage_document(stages[current.stage_id]),
+                    "stage": stage_document(record.stage),
+                },
+            )
+            return record
+
+        return await self._run(
+            ctx, operation="lead.move", target=lead_id, request=stage_id, status=OK, action=action
+        )
+
+    async def assign(
+        self, ctx: WriteContext, lead_id: UUID, advisor_id: UUID | None
+    ) -> WriteResult:
+        org = ctx.principal.organization_id
+
+        async def action(conn: asyncpg.Connection) -> LeadRecord:
+            current = await self._locked(conn, org, lead_id)
+            if current.primary_advisor_id == advisor_id:
+                return await self._current(conn, org, lead_id)
+            _missing(
+                await references.missing_references(conn, org, advisor_id=advisor_id),
+                {"advisor": "advisorId"},
+            )
+            record = await lead_writes.assign_lead(conn, org, lead_id, advisor_id)
+            await self._event(
+                conn,
+                record,
+                "lead.assigned",
+                {
+                    "previousAdvisorId": str(current.primary_advisor_id)
+                    if current.primary_advisor_id
+                    else None,
+                    "advisorId": str(advisor_id) if advisor_id else None,
+                },
+            )
+            return record
+
+        return await self._run(
+            ctx,
+            operation="lead.assign",
+            target=lead_id,
+            request=advisor_id,
+            status=OK,
+            action=action,
+        )
+
+    async def _current(self, conn: asyncpg.Connection, org: UUID, lead_id: UUID) -> LeadRecord:
+        record = await lead_writes.lead_record(conn, org, lead_id)
+        if record is None:
+            raise NotFound("Lead not found")
+        return record
+
+    async def _event(
+        self, conn: asyncpg.Connection, record: LeadRecord, type_: str, extra: dict[str, Any]
+    ) -> int:
+        lead = record.lead
+        return await events.insert_event(
+            conn,
+            lead.organization_id,
+            lead_id=lead.id,
+            sequence=record.sequence,
+            type=type_,
+            payload={"lead": lead_document(record), **extra},
+        )

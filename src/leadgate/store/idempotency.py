@@ -1,0 +1,93 @@
+"""Idempotency keys (DESIGN §5). The claim lives in the write's own transaction, so a key is
+never left "in flight" by a crash: the transaction, and the claim with it, simply rolls back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+
+from leadgate.domain.errors import IdempotencyKeyInUse
+
+# A fresh key is claimed; an expired one is taken over. A live key returns no row. While
+# another transaction holds the same key uncommitted, this waits for it, bounded by the
+# connection's lock_timeout.
+CLAIM: Final = """
+INSERT INTO idempotency_keys (organization_id, key, request_hash, state)
+VALUES ($1, $2, $3, 'in_flight')
+ON CONFLICT (organization_id, key) DO UPDATE
+SET request_hash = EXCLUDED.request_hash,
+    state = 'in_flight',
+    response_status = NULL,
+    response = NULL,
+    created_at = now()
+WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)
+RETURNING true
+"""
+
+STORED: Final = """
+SELECT request_hash, state, response_status, response
+FROM idempotency_keys
+WHERE organization_id = $1
+  AND key = $2
+"""
+
+COMPLETE: Final = """
+UPDATE idempotency_keys
+SET state = 'done',
+    response_status = $3,
+    response = $4
+WHERE organization_id = $1
+  AND key = $2
+"""
+
+PURGE_EXPIRED: Final = """
+DELETE FROM idempotency_keys
+WHERE created_at < now() - make_interval(secs => $1)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    request_hash: bytes
+    done: bool
+    status: int | None
+    body: dict[str, Any] | None
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    organization_id: UUID,
+    key: str,
+    request_hash: bytes,
+    *,
+    ttl_seconds: float,
+) -> StoredResponse | None:
+    """Claim `key` for this transaction; or return what an earlier request stored under it."""
+    try:
+        claimed = await conn.fetchval(CLAIM, organization_id, key, request_hash, ttl_seconds)
+    except asyncpg.LockNotAvailableError as exc:
+        raise IdempotencyKeyInUse() from exc
+    if claimed:
+        return None
+    row = await conn.fetchrow(STORED, organization_id, key)
+    return StoredResponse(
+        request_hash=bytes(row["request_hash"]),
+        done=row["state"] == "done",
+        status=row["response_status"],
+        body=row["response"],
+    )
+
+
+async def complete(
+    conn: asyncpg.Connection, organization_id: UUID, key: str, status: int, body: dict[str, Any]
+) -> None:
+    await conn.execute(COMPLETE, organization_id, key, status, body)
+
+
+async def purge_expired(conn: asyncpg.Connection, ttl_seconds: float) -> int:
+    result: str = await conn.execute(PURGE_EXPIRED, ttl_seconds)
+    return int(result.rsplit(" ", 1)[-1])

@@ -1,0 +1,202 @@
+"""Lead writes. Each returns the written lead with its stage and advisor (one round trip)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+
+from leadgate.domain.models import Advisor, Lead, LeadRecord, Stage
+from leadgate.store.leads import LEAD_COLUMNS, lead_from_row
+
+# Appended to a CTE named `l` that yields lead rows: the same columns plus stage and advisor.
+_WITH_RELATIONS: Final = (
+    "SELECT"
+    + LEAD_COLUMNS
+    + """,
+    l.event_sequence, s.stage_key, s.stage_label, s.color, s.semantic_slot, s.position,
+    a.name AS advisor_name, a.email AS advisor_email
+FROM l
+JOIN pipeline_stages AS s
+    ON s.organization_id = l.organization_id AND s.id = l.stage_id
+LEFT JOIN advisors AS a
+    ON a.organization_id = l.organization_id AND a.id = l.primary_advisor_id
+"""
+)
+
+LEAD_RECORD: Final = (
+    """
+WITH l AS (
+    SELECT *
+    FROM leads
+    WHERE organization_id = $1
+      AND id = $2
+)
+"""  # noqa: S608 - joins constants only
+    + _WITH_RELATIONS
+)
+
+# The lead row, locked until the transaction ends: concurrent writes to one lead queue here,
+# so each sees the previous one's result and no change is lost.
+LOCK_LEAD: Final = (
+    "SELECT"
+    + LEAD_COLUMNS
+    + """FROM leads AS l
+WHERE l.organization_id = $1
+  AND l.id = $2
+FOR UPDATE
+"""  # noqa: S608 - joins constants only
+)
+
+INSERT_LEAD: Final = (
+    """
+WITH l AS (
+    INSERT INTO leads (
+        organization_id, business_name, contact_first_name, contact_last_name, email, phone,
+        industry, monthly_revenue, requested_amount, source, priority, tags, custom_fields,
+        stage_id, primary_advisor_id, contact_id, created_by, event_sequence
+    )
+    SELECT r.organization_id, r.business_name, r.contact_first_name, r.contact_last_name,
+        r.email, r.phone, r.industry, r.monthly_revenue, r.requested_amount, r.source,
+        r.priority, r.tags, r.custom_fields,
+        coalesce($3, (
+            SELECT id
+            FROM pipeline_stages
+            WHERE organization_id = $1
+            ORDER BY position
+            LIMIT 1)),
+        $4, $5, $6, 1
+    FROM jsonb_populate_record(
+        NULL::leads, $2::jsonb || jsonb_build_object('organization_id', $1::uuid)) AS r
+    RETURNING *
+)
+"""  # noqa: S608 - joins constants only
+    + _WITH_RELATIONS
+)
+
+# Only the columns named in $3 change; the values come typed from jsonb_populate_record, so
+# this one static statement serves every combination of fields.
+UPDATE_FIELDS: Final = (
+    """
+WITH l AS (
+    UPDATE leads AS t
+    SET business_name = CASE WHEN $3::jsonb ? 'business_name' THEN r.business_name ELSE t.business_name END,
+        contact_first_name = CASE WHEN $3::jsonb ? 'contact_first_name' THEN r.contact_first_name ELSE t.contact_first_name END,
+        contact_last_name = CASE WHEN $3::jsonb ? 'contact_last_name' THEN r.contact_last_name ELSE t.contact_last_name END,
+        email = CASE WHEN $3::jsonb ? 'email' THEN r.email ELSE t.email END,
+        phone = CASE WHEN $3::jsonb ? 'phone' THEN r.phone ELSE t.phone END,
+        industry = CASE WHEN $3::jsonb ? 'industry' THEN r.industry ELSE t.industry END,
+        monthly_revenue = CASE WHEN $3::jsonb ? 'monthly_revenue' THEN r.monthly_revenue ELSE t.monthly_revenue END,
+        requested_amount = CASE WHEN $3::jsonb ? 'requested_amount' THEN r.requested_amount ELSE t.requested_amount END,
+        priority = CASE WHEN $3::jsonb ? 'priority' THEN r.priority ELSE t.priority END,
+        tags = CASE WHEN $3::jsonb ? 'tags' THEN r.tags ELSE t.tags END,
+        custom_fields = CASE WHEN $3::jsonb ? 'custom_fields' THEN r.custom_fields ELSE t.custom_fields END,
+        updated_at = now(),
+        event_sequence = t.event_sequence + 1
+    FROM jsonb_populate_record(NULL::leads, $3::jsonb) AS r
+    WHERE t.organization_id = $1
+      AND t.id = $2
+    RETURNING t.*
+)
+"""  # noqa: S608, E501 - joins constants only; one assignment a line reads best here
+    + _WITH_RELATIONS
+)
+
+MOVE_LEAD: Final = (
+    """
+WITH l AS (
+    UPDATE leads
+    SET stage_id = $3,
+        stage_changed_at = now(),
+        updated_at = now(),
+        event_sequence = event_sequence + 1
+    WHERE organization_id = $1
+      AND id = $2
+    RETURNING *
+)
+"""  # noqa: S608 - joins constants only
+    + _WITH_RELATIONS
+)
+
+ASSIGN_LEAD: Final = (
+    """
+WITH l AS (
+    UPDATE leads
+    SET primary_advisor_id = $3,
+        updated_at = now(),
+        event_sequence = event_sequence + 1
+    WHERE organization_id = $1
+      AND id = $2
+    RETURNING *
+)
+"""  # noqa: S608 - joins constants only
+    + _WITH_RELATIONS
+)
+
+
+def record_from_row(row: asyncpg.Record) -> LeadRecord:
+    lead = lead_from_row(row)
+    stage = Stage(
+        id=lead.stage_id,
+        stage_key=row["stage_key"],
+        stage_label=row["stage_label"],
+        color=row["color"],
+        semantic_slot=row["semantic_slot"],
+        position=row["position"],
+    )
+    advisor = (
+        Advisor(id=lead.primary_advisor_id, name=row["advisor_name"], email=row["advisor_email"])
+        if lead.primary_advisor_id is not None
+        else None
+    )
+    return LeadRecord(lead=lead, stage=stage, advisor=advisor, sequence=row["event_sequence"])
+
+
+async def lead_record(
+    conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID
+) -> LeadRecord | None:
+    row = await conn.fetchrow(LEAD_RECORD, organization_id, lead_id)
+    return record_from_row(row) if row is not None else None
+
+
+async def lock_lead(conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID) -> Lead | None:
+    row = await conn.fetchrow(LOCK_LEAD, organization_id, lead_id)
+    return lead_from_row(row) if row is not None else None
+
+
+async def insert_lead(
+    conn: asyncpg.Connection,
+    organization_id: UUID,
+    *,
+    values: dict[str, Any],
+    stage_id: UUID | None,
+    advisor_id: UUID | None,
+    contact_id: UUID | None,
+    created_by: UUID | None,
+) -> LeadRecord:
+    row = await conn.fetchrow(
+        INSERT_LEAD, organization_id, values, stage_id, advisor_id, contact_id, created_by
+    )
+    return record_from_row(row)
+
+
+async def update_fields(
+    conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID, values: dict[str, Any]
+) -> LeadRecord:
+    row = await conn.fetchrow(UPDATE_FIELDS, organization_id, lead_id, values)
+    return record_from_row(row)
+
+
+async def move_lead(
+    conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID, stage_id: UUID
+) -> LeadRecord:
+    row = await conn.fetchrow(MOVE_LEAD, organization_id, lead_id, stage_id)
+    return record_from_row(row)
+
+
+async def assign_lead(
+    conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID, advisor_id: UUID | None
+) -> LeadRecord:
+    row = await conn.fetchrow(ASSIGN_LEAD, organization_id, lead_id, advisor_id)
+    return record_from_row(row)
