@@ -249,5 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     except AppError as exc:
         say(f"error: {exc.message}", stream=sys.stderr)
         raise SystemExit(1) from exc
+    except (OSError, asyncpg.PostgresError) as exc:
+        say(f"error: cannot use the database: {exc}", stream=sys.stderr)
+        raise SystemExit(1) from exc
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -10,7 +10,9 @@ from aiohttp import web
 from leadgate.config import Settings
 from leadgate.db.statements import StatementCounter
 from leadgate.domain.models import Principal
+from leadgate.events.listener import EventListener
 from leadgate.services.auth import Authenticator
+from leadgate.services.event_feed import EventFeed
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
 
@@ -20,6 +22,8 @@ STATEMENTS: Final = web.AppKey("statements", StatementCounter)
 AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
 LEAD_READER: Final = web.AppKey("lead_reader", LeadReader)
 LEAD_WRITER: Final = web.AppKey("lead_writer", LeadWriter)
+EVENT_FEED: Final = web.AppKey("event_feed", EventFeed)
+LISTENER: Final = web.AppKey("listener", EventListener)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

@@ -100,6 +100,7 @@ class LeadRecord:
 @dataclass(frozen=True, slots=True)
 class LeadEvent:
     id: int
+    organization_id: UUID
     lead_id: UUID
     sequence: int
     type: str

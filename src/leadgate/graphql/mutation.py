@@ -46,11 +46,7 @@ def _lead(info: Info, result: WriteResult) -> Lead:
     ctx = info.context
     if result.replayed:
         ctx.response_extensions["idempotentReplayed"] = True
-    # The write already read the stage and advisor: serve them without another query.
-    ctx.loaders.stages.prime(result.record.stage.id, result.record.stage)
-    if result.record.advisor is not None:
-        ctx.loaders.advisors.prime(result.record.advisor.id, result.record.advisor)
-    return Lead.from_model(result.record.lead)
+    return Lead.from_record(result.record)
 
 
 def _lead_id(value: strawberry.ID) -> UUID:

@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext
 from leadgate.graphql.mutation import Mutation
 from leadgate.graphql.query import Query
 from leadgate.graphql.scalars import DateTime
+from leadgate.graphql.subscription import Subscription
 
 # Deep enough for any real lead query, shallow enough to stop abusive nesting.
 MAX_DEPTH: Final = 10
@@ -48,6 +49,7 @@ def build_schema() -> strawberry.Schema:
     return LeadgateSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=extensions,
     )

@@ -91,9 +91,13 @@ class Lead:
     updated_at: datetime
     stage_id: strawberry.Private[UUID]
     primary_advisor_id: strawberry.Private[UUID | None]
+    # Set when the stage and advisor were read with the lead (writes, events): no loader then.
+    record: strawberry.Private[models.LeadRecord | None] = None
 
     @strawberry.field
     async def stage(self, info: Info) -> Stage:
+        if self.record is not None:
+            return Stage.from_model(self.record.stage)
         stage = await info.context.loaders.stages.get(self.stage_id)
         # The foreign key guarantees the stage exists in the lead's organization.
         if stage is None:
@@ -104,6 +108,8 @@ class Lead:
     async def primary_advisor(self, info: Info) -> Advisor | None:
         if self.primary_advisor_id is None:
             return None
+        if self.record is not None and self.record.advisor is not None:
+            return Advisor.from_model(self.record.advisor)
         advisor = await info.context.loaders.advisors.get(self.primary_advisor_id)
         return Advisor.from_model(advisor) if advisor is not None else None
 
@@ -113,6 +119,12 @@ class Lead:
             raise ValidationFailed.single("limit", f"must be between 1 and {MAX_HISTORY}")
         events = await info.context.loaders.history(limit).get(UUID(self.id))
         return [LeadEvent.from_model(e) for e in events or []]
+
+    @classmethod
+    def from_record(cls, record: models.LeadRecord) -> Lead:
+        lead = cls.from_model(record.lead)
+        lead.record = record
+        return lead
 
     @classmethod
     def from_model(cls, lead: models.Lead) -> Lead:

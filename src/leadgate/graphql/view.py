@@ -8,16 +8,22 @@ import orjson
 from aiohttp import web
 from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from leadgate import keys
-from leadgate.domain.errors import BadRequest
+from leadgate.domain.errors import BadRequest, Unauthenticated
+from leadgate.domain.models import Principal
 from leadgate.graphql.context import Context
 from leadgate.graphql.errors import format_error
 from leadgate.graphql.ide import render_graphiql
-from leadgate.graphql.loaders import make_loaders
 from leadgate.middleware import graphql_error_body
+from leadgate.services.auth import Authenticator
+
+# graphql-transport-ws close code for a connection whose key is missing or invalid.
+CLOSE_UNAUTHORIZED = 4401
 
 
 class LeadgateGraphQLView(GraphQLView[Context, None]):
@@ -36,18 +42,41 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
     ) -> Context:
-        principal = keys.request_principal(request)
-        reader = request.config_dict[keys.LEAD_READER]
+        app = request.config_dict
+        authenticator = app[keys.AUTHENTICATOR]
+        if isinstance(response, web.WebSocketResponse):
+            # A subscription connection: authenticated by its upgrade request's header when
+            # it has one, otherwise by its connection_init payload (on_ws_connect).
+            caller = await _authenticate(authenticator, request.headers.get("Authorization"))
+        else:
+            # None only for the public GraphiQL page, which runs nothing.
+            caller = request.get(keys.PRINCIPAL)
         context = Context(
-            principal=principal,
+            caller=caller,
             request_id=keys.request_id(request),
-            reader=reader,
-            writer=request.config_dict[keys.LEAD_WRITER],
-            loaders=make_loaders(reader, principal),
+            reader=app[keys.LEAD_READER],
+            writer=app[keys.LEAD_WRITER],
+            feed=app[keys.EVENT_FEED],
             idempotency_header=request.headers.get("Idempotency-Key"),
+            authenticator=authenticator,
+            websocket=response if isinstance(response, web.WebSocketResponse) else None,
         )
         request[keys.GRAPHQL_EXTENSIONS] = context.response_extensions
         return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        params = context.connection_params or {}
+        authorization = params.get("Authorization", params.get("authorization"))
+        if authorization is not None:
+            context.caller = await _authenticate(context.authenticator, authorization)
+        if context.caller is None:
+            if context.websocket is not None:
+                await context.websocket.close(
+                    code=CLOSE_UNAUTHORIZED, message=b"Unauthorized: a valid API key is required"
+                )
+            raise ConnectionRejectionError()
+        acknowledged: UnsetType = UNSET
+        return acknowledged
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -66,5 +95,15 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
             response["extensions"] = extensions
         return response
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: graphql-transport-ws frames must be text frames.
+        return orjson.dumps(data).decode()
+
+
+async def _authenticate(authenticator: Authenticator, authorization: object) -> Principal | None:
+    if not isinstance(authorization, str):
+        return None
+    try:
+        return await authenticator.authenticate(authorization)
+    except Unauthenticated:
+        return None

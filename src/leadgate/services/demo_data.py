@@ -11,7 +11,8 @@ from uuid import UUID
 
 import asyncpg
 
-from leadgate.store import catalog, leads
+from leadgate.domain.errors import NotFound
+from leadgate.store import catalog, leads, organizations
 
 _FIRST: Final = (
     "Jane",
@@ -220,6 +221,8 @@ def demo_lead(
 async def ensure_advisors(pool: asyncpg.Pool, organization_id: UUID) -> list[UUID]:
     """The organization's advisors, creating the five demo advisors if it has none."""
     async with pool.acquire() as conn, conn.transaction():
+        if not await organizations.organization_exists(conn, organization_id):
+            raise NotFound(f"organization {organization_id} not found")
         existing = await catalog.advisors(conn, organization_id)
         if existing:
             return [a.id for a in existing]

@@ -89,3 +89,19 @@ async def insert_advisors(
     names = [name for name, _ in people]
     emails = [email for _, email in people]
     return [r["id"] for r in await conn.fetch(INSERT_ADVISORS, organization_id, names, emails)]
+
+
+STAGES_BY_KEYS: Final = """
+SELECT s.organization_id, s.id, s.stage_key, s.stage_label, s.color, s.semantic_slot, s.position
+FROM pipeline_stages AS s
+JOIN unnest($1::uuid[], $2::uuid[]) AS wanted (organization_id, id)
+    USING (organization_id, id)
+"""
+
+
+async def stages_by_keys(
+    conn: asyncpg.Connection, keys: list[tuple[UUID, UUID]]
+) -> dict[UUID, Stage]:
+    """Stages of any organizations by (organization, id): for routing events to subscribers."""
+    rows = await conn.fetch(STAGES_BY_KEYS, [k[0] for k in keys], [k[1] for k in keys])
+    return {r["id"]: _stage(r) for r in rows}

@@ -11,22 +11,62 @@ from leadgate.domain.models import LeadEvent
 
 NOTIFY_CHANNEL: Final = "leadgate_events"
 
-# pg_notify is transactional: listeners hear the id only once the change commits.
+# One statement writes the event, its webhook deliveries and the notification.
+# - The transaction-scoped advisory lock serialises event writes per organization until
+#   commit, so an organization's event ids become visible in increasing order and a reader's
+#   `id > cursor` never skips one still in flight (DESIGN §6: a bigserial is assigned at
+#   insert, not at commit). Taken in the FROM clause, it is held before nextval assigns the id.
+# - pg_notify is transactional: listeners hear "<organization>:<id>" only once it commits.
 INSERT_EVENT: Final = """
 WITH e AS (
     INSERT INTO lead_events (organization_id, lead_id, sequence, type, payload)
-    VALUES ($1, $2, $3, $4, $5)
-    RETURNING id
+    SELECT $1, $2, $3, $4, $5
+    FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))) AS serialised
+    RETURNING id, organization_id, type
+),
+deliveries AS (
+    INSERT INTO webhook_deliveries (organization_id, event_id, endpoint_id)
+    SELECT e.organization_id, e.id, w.id
+    FROM e
+    JOIN webhook_endpoints AS w
+        ON w.organization_id = e.organization_id
+       AND w.enabled
+       AND e.type = ANY (w.event_types)
 )
-SELECT id, pg_notify('leadgate_events', id::text)
+SELECT id, pg_notify('leadgate_events', organization_id::text || ':' || id::text)
 FROM e
 """
 
+EVENTS_AFTER: Final = """
+SELECT id, organization_id, lead_id, sequence, type, payload, created_at
+FROM lead_events
+WHERE organization_id = $1
+  AND id > $2
+  AND ($3::text[] IS NULL OR type = ANY ($3))
+  AND ($4::uuid IS NULL OR lead_id = $4)
+  AND created_at > now() - make_interval(days => $6)
+ORDER BY id
+LIMIT $5
+"""
+
+EVENTS_BY_ID: Final = """
+SELECT id, organization_id, lead_id, sequence, type, payload, created_at
+FROM lead_events
+WHERE id = ANY ($1::bigint[])
+ORDER BY id
+"""
+
+LATEST_EVENT_ID: Final = """
+SELECT coalesce(max(id), 0)
+FROM lead_events
+WHERE organization_id = $1
+"""
+
 HISTORY: Final = """
-SELECT h.id, h.lead_id, h.sequence, h.type, h.payload, h.created_at
+SELECT h.id, h.organization_id, h.lead_id, h.sequence, h.type, h.payload, h.created_at
 FROM unnest($2::uuid[]) AS wanted (lead_id)
 CROSS JOIN LATERAL (
-    SELECT e.id, e.lead_id, e.sequence, e.type, e.payload, e.created_at
+    SELECT e.id, e.organization_id, e.lead_id, e.sequence, e.type, e.payload, e.created_at
     FROM lead_events AS e
     WHERE e.organization_id = $1
       AND e.lead_id = wanted.lead_id
@@ -57,14 +97,44 @@ async def history(
     """The newest `limit` events of each lead, newest first (one query for many leads)."""
     found: dict[UUID, list[LeadEvent]] = {lead_id: [] for lead_id in lead_ids}
     for r in await conn.fetch(HISTORY, organization_id, lead_ids, limit):
-        found[r["lead_id"]].append(
-            LeadEvent(
-                id=r["id"],
-                lead_id=r["lead_id"],
-                sequence=r["sequence"],
-                type=r["type"],
-                payload=r["payload"],
-                created_at=r["created_at"],
-            )
-        )
+        found[r["lead_id"]].append(event_from_row(r))
     return found
+
+
+def event_from_row(r: asyncpg.Record) -> LeadEvent:
+    return LeadEvent(
+        id=r["id"],
+        organization_id=r["organization_id"],
+        lead_id=r["lead_id"],
+        sequence=r["sequence"],
+        type=r["type"],
+        payload=r["payload"],
+        created_at=r["created_at"],
+    )
+
+
+async def events_after(
+    conn: asyncpg.Connection,
+    organization_id: UUID,
+    after: int,
+    *,
+    types: list[str] | None = None,
+    lead_id: UUID | None = None,
+    limit: int = 1000,
+    max_age_days: int = 30,
+) -> list[LeadEvent]:
+    """The organization's events after `after`, oldest first (gap-free: see INSERT_EVENT)."""
+    rows = await conn.fetch(
+        EVENTS_AFTER, organization_id, after, types, lead_id, limit, max_age_days
+    )
+    return [event_from_row(r) for r in rows]
+
+
+async def events_by_id(conn: asyncpg.Connection, ids: list[int]) -> list[LeadEvent]:
+    """Events of any organization, by id: only for routing them to their own subscribers."""
+    return [event_from_row(r) for r in await conn.fetch(EVENTS_BY_ID, ids)]
+
+
+async def latest_event_id(conn: asyncpg.Connection, organization_id: UUID) -> int:
+    latest: int = await conn.fetchval(LATEST_EVENT_ID, organization_id)
+    return latest

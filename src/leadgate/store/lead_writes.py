@@ -200,3 +200,24 @@ async def assign_lead(
 ) -> LeadRecord:
     row = await conn.fetchrow(ASSIGN_LEAD, organization_id, lead_id, advisor_id)
     return record_from_row(row)
+
+
+LEAD_RECORDS: Final = (
+    """
+WITH l AS (
+    SELECT leads.*
+    FROM leads
+    JOIN unnest($1::uuid[], $2::uuid[]) AS wanted (organization_id, id)
+        USING (organization_id, id)
+)
+"""  # noqa: S608 - joins constants only
+    + _WITH_RELATIONS
+)
+
+
+async def lead_records(
+    conn: asyncpg.Connection, keys: list[tuple[UUID, UUID]]
+) -> dict[UUID, LeadRecord]:
+    """Leads of any organizations by (organization, id): for routing events to subscribers."""
+    rows = await conn.fetch(LEAD_RECORDS, [k[0] for k in keys], [k[1] for k in keys])
+    return {r["id"]: record_from_row(r) for r in rows}

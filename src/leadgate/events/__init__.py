@@ -1,0 +1,1 @@
+"""The live pipeline: LISTEN/NOTIFY fan-out and the webhook dispatcher."""

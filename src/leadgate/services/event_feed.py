@@ -1,0 +1,177 @@
+"""Live events for subscribers of this process, gap-free and in order per organization.
+
+The database is the source of truth. Notifications only say "something new": each
+subscriber keeps a cursor (the last event id it delivered) and, after a reconnection or on
+`after:`, reads what it missed from lead_events before taking live events again. An
+organization's events become visible in id order (see store.events.INSERT_EVENT), so
+`id > cursor` is exactly what a subscriber has not seen: no gap, and duplicates are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Final
+from uuid import UUID
+
+import asyncpg
+
+from leadgate.domain.errors import AppError
+from leadgate.domain.models import LeadEvent, LeadRecord, Principal, Stage
+from leadgate.store import catalog, events, lead_writes
+
+# Enough for bursts; a subscriber further behind is closed and resumes with `after`.
+DEFAULT_QUEUE_SIZE: Final = 512
+CATCH_UP_BATCH: Final = 500
+
+
+class SubscriberFellBehind(AppError):
+    code = "SUBSCRIBER_TOO_SLOW"
+    status = 409
+
+    def __init__(self, cursor: int) -> None:
+        super().__init__(
+            f"This subscription fell too far behind and was closed; resubscribe with "
+            f'after: "{cursor}" to continue without a gap'
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event with what a subscriber shows of it, looked up once for all subscribers."""
+
+    event: LeadEvent
+    record: LeadRecord | None
+    stages: dict[UUID, Stage]
+
+
+class _Resync:
+    """Queued to every subscriber when notifications may have been missed."""
+
+
+RESYNC: Final = _Resync()
+
+
+@dataclass(eq=False, slots=True)
+class Subscriber:
+    organization_id: UUID
+    types: frozenset[str]
+    lead_id: UUID | None
+    queue: asyncio.Queue[Delivery | _Resync]
+    overflowed: bool = False
+
+    def offer(self, item: Delivery | _Resync) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    def wants(self, event: LeadEvent) -> bool:
+        return event.type in self.types and self.lead_id in (None, event.lead_id)
+
+
+@dataclass(slots=True)
+class EventFeed:
+    pool: asyncpg.Pool
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    _subscribers: defaultdict[UUID, set[Subscriber]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())
+
+    async def stream(
+        self,
+        principal: Principal,
+        *,
+        types: frozenset[str],
+        lead_id: UUID | None = None,
+        after: int | None = None,
+    ) -> AsyncIterator[Delivery]:
+        """The principal's organization's events: those after `after` first, then live."""
+        org = principal.organization_id
+        sub = Subscriber(org, types, lead_id, asyncio.Queue(self.queue_size))
+        # Registered before reading the table: whatever commits from now on arrives live
+        # too, and the cursor drops the overlap.
+        self._subscribers[org].add(sub)
+        try:
+            if after is None:
+                async with self.pool.acquire() as conn:
+                    cursor = await events.latest_event_id(conn, org)
+            else:
+                cursor = after
+                async for delivery in self._catch_up(sub, cursor):
+                    cursor = delivery.event.id
+                    yield delivery
+            while True:
+                item = await sub.queue.get()
+                if sub.overflowed:
+                    raise SubscriberFellBehind(cursor)
+                if isinstance(item, _Resync):
+                    async for delivery in self._catch_up(sub, cursor):
+                        cursor = delivery.event.id
+                        yield delivery
+                elif item.event.id > cursor:
+                    cursor = item.event.id
+                    if sub.wants(item.event):
+                        yield item
+        finally:
+            self._subscribers[org].discard(sub)
+            if not self._subscribers[org]:
+                del self._subscribers[org]
+
+    async def _catch_up(self, sub: Subscriber, cursor: int) -> AsyncIterator[Delivery]:
+        while True:
+            async with self.pool.acquire() as conn:
+                found = await events.events_after(
+                    conn,
+                    sub.organization_id,
+                    cursor,
+                    types=sorted(sub.types),
+                    lead_id=sub.lead_id,
+                    limit=CATCH_UP_BATCH,
+                )
+                deliveries = await prepare(conn, found)
+            for delivery in deliveries:
+                yield delivery
+            if len(found) < CATCH_UP_BATCH:
+                return
+            cursor = found[-1].id
+
+    async def publish(self, ids: list[tuple[UUID, int]]) -> None:
+        """Route notified events to this process's subscribers of their organization."""
+        wanted = [event_id for org, event_id in ids if org in self._subscribers]
+        if not wanted:
+            return
+        async with self.pool.acquire() as conn:
+            deliveries = await prepare(conn, await events.events_by_id(conn, wanted))
+        for delivery in deliveries:
+            for sub in list(self._subscribers.get(delivery.event.organization_id, ())):
+                sub.offer(delivery)
+
+    async def resync(self) -> None:
+        for subs in list(self._subscribers.values()):
+            for sub in list(subs):
+                sub.offer(RESYNC)
+
+
+async def prepare(conn: asyncpg.Connection, found: list[LeadEvent]) -> list[Delivery]:
+    """Each event with its lead (as it is now) and the stages it names: two queries."""
+    if not found:
+        return []
+    lead_keys = list({(e.organization_id, e.lead_id) for e in found})
+    stage_keys = list(
+        {
+            (e.organization_id, UUID(e.payload[name]["id"]))
+            for e in found
+            for name in ("previousStage", "stage")
+            if isinstance(e.payload.get(name), dict)
+        }
+    )
+    records = await lead_writes.lead_records(conn, lead_keys)
+    stages = await catalog.stages_by_keys(conn, stage_keys) if stage_keys else {}
+    return [Delivery(event=e, record=records.get(e.lead_id), stages=stages) for e in found]
