@@ -46,7 +46,15 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, data_dir: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=data_dir)
+    # Webhook receivers in tests listen on loopback over http, and retries must be quick.
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        allow_insecure_webhooks=True,
+        webhook_retry_schedule=(0.2, 0.4, 0.8),
+        webhook_lease_seconds=5.0,
+        webhook_timeout_seconds=2.0,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,10 @@ class Subscription:
     ws: aiohttp.ClientWebSocketResponse
     op_id: str
 
-    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def next(self, wait: float = 5.0) -> dict[str, Any]:
         """The next `next` payload of this operation (pings are answered on the way)."""
         while True:
-            message = await asyncio.wait_for(self.ws.receive_json(), timeout)
+            message = await asyncio.wait_for(self.ws.receive_json(), wait)
             if message["type"] == "ping":
                 await self.ws.send_json({"type": "pong"})
                 continue

@@ -192,7 +192,8 @@ CREATE TABLE idempotency_keys (
     request_hash bytea NOT NULL,
     state text NOT NULL CHECK (state IN ('in_flight', 'done')),
     response_status integer,
-    response jsonb,
+    -- The response body exactly as sent, so a replay is byte for byte the original.
+    response bytea,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (organization_id, key)
 );

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Final
 
+import aiohttp
 from aiohttp import web
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
@@ -14,7 +15,8 @@ from leadgate import health, keys
 from leadgate.config import Settings
 from leadgate.db.pool import create_pool, database_url
 from leadgate.db.statements import StatementCounter
-from leadgate.events.listener import EventListener
+from leadgate.events.dispatcher import Dispatcher
+from leadgate.events.listener import EventIds, EventListener
 from leadgate.graphql.ide import STATIC_DIR, STATIC_PREFIX
 from leadgate.graphql.schema import build_schema
 from leadgate.graphql.view import LeadgateGraphQLView
@@ -25,13 +27,14 @@ from leadgate.services.event_feed import EventFeed
 from leadgate.services.idempotency import purge_idempotency_keys
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
+from leadgate.services.webhooks import WebhookAdmin
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     pool = await create_pool(settings, counter=app[keys.STATEMENTS])
-    app[keys.EVENT_FEED] = EventFeed(pool)
     app[keys.POOL] = pool
+    app[keys.EVENT_FEED] = EventFeed(pool)
     app[keys.AUTHENTICATOR] = Authenticator(pool, ttl=settings.api_key_cache_seconds)
     app[keys.LEAD_READER] = LeadReader(pool)
     app[keys.LEAD_WRITER] = LeadWriter(
@@ -41,15 +44,41 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    settings, pool = app[keys.SETTINGS], app[keys.POOL]
+    # Redirects are not followed (a redirect could lead past the SSRF checks).
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+        app[keys.HTTP_CLIENT] = session
+        app[keys.WEBHOOKS] = WebhookAdmin(pool, session, settings)
+        dispatcher = Dispatcher(pool, session, settings)
+        app[keys.DISPATCHER] = dispatcher
+        if settings.dispatcher_enabled:
+            async with _background(dispatcher.run()):
+                yield
+        else:
+            yield
+
+
 async def _event_listener(app: web.Application) -> AsyncIterator[None]:
-    feed = app[keys.EVENT_FEED]
+    feed, dispatcher = app[keys.EVENT_FEED], app[keys.DISPATCHER]
+
+    async def on_events(ids: EventIds) -> None:
+        dispatcher.wake()
+        await feed.publish(ids)
+
     listener = EventListener(
-        database_url(app[keys.SETTINGS]), on_events=feed.publish, on_reconnect=feed.resync
+        database_url(app[keys.SETTINGS]), on_events=on_events, on_reconnect=feed.resync
     )
     app[keys.LISTENER] = listener
     async with _background(listener.run()):
         # Serve only once listening: a subscriber must not miss what commits next.
         await asyncio.wait_for(listener.connected.wait(), timeout=30)
+        yield
+
+
+async def _idempotency_purge(app: web.Application) -> AsyncIterator[None]:
+    ttl = app[keys.SETTINGS].idempotency_ttl_seconds
+    async with _background(purge_idempotency_keys(app[keys.POOL], ttl_seconds=ttl)):
         yield
 
 
@@ -63,18 +92,6 @@ async def _background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _idempotency_purge(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(
-        purge_idempotency_keys(
-            app[keys.POOL], ttl_seconds=app[keys.SETTINGS].idempotency_ttl_seconds
-        )
-    )
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 # Enough for any screen; a cap stops one connection from exhausting the process.
@@ -94,6 +111,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.STATEMENTS] = StatementCounter()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_event_listener)
     app.cleanup_ctx.append(_idempotency_purge)
     app.add_routes(health.routes)

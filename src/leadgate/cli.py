@@ -7,12 +7,14 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TextIO
 from uuid import UUID
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -21,6 +23,8 @@ from leadgate.config import Settings
 from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool, database_url, init_connection
 from leadgate.domain.errors import AppError
+from leadgate.domain.models import Principal
+from leadgate.domain.webhooks import EVENT_TYPES
 from leadgate.graphql.schema import export_sdl
 from leadgate.services import auth, demo_data
 from leadgate.services.organizations import (
@@ -28,6 +32,8 @@ from leadgate.services.organizations import (
     create_organization,
     find_organization,
 )
+from leadgate.services.webhooks import EndpointWithSecret, WebhookAdmin
+from leadgate.store.webhooks import Endpoint
 
 DEMO_ORGANIZATION: Final = "Demo Lending Co"
 DEMO_LEADS: Final = 200
@@ -111,6 +117,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     key = asyncio.run(_prepare_demo(settings, force=args.demo))
     if key is not None:
         settings = dataclasses.replace(settings, graphiql_api_key=key)
+    if args.demo and "LEADGATE_ALLOW_INSECURE_WEBHOOKS" not in os.environ:
+        # A local demo's receiver is http://localhost; production keeps the https-only rule.
+        settings = dataclasses.replace(settings, allow_insecure_webhooks=True)
     url = f"http://{args.host}:{args.port}/graphql"
     say(f"GraphiQL:  {url}")
     if key is not None:
@@ -171,6 +180,76 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> None:
     started = time.monotonic()
     asyncio.run(_with_pool(settings, work))
     say(f"added {args.leads:,} leads in {time.monotonic() - started:.1f}s")
+
+
+def _operator(org: UUID) -> Principal:
+    """The command line acts for an organization with full rights (it has the database)."""
+    return Principal(organization_id=org, can_write=True, api_key_id=None)
+
+
+async def _with_webhooks(settings: Settings, work: Callable[[WebhookAdmin], Awaitable[Any]]) -> Any:
+    async def run(pool: asyncpg.Pool) -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await work(WebhookAdmin(pool, session, settings))
+
+    return await _with_pool(settings, run)
+
+
+def cmd_webhook_add(settings: Settings, args: argparse.Namespace) -> None:
+    types = args.events.split(",") if args.events else list(EVENT_TYPES)
+
+    async def work(admin: WebhookAdmin) -> EndpointWithSecret:
+        return await admin.create(_operator(args.org), url=args.url, event_types=types)
+
+    created: EndpointWithSecret = asyncio.run(_with_webhooks(settings, work))
+    endpoint = created.endpoint
+    if args.json:
+        say(
+            json.dumps(
+                {
+                    "id": str(endpoint.id),
+                    "url": endpoint.url,
+                    "eventTypes": endpoint.event_types,
+                    "secret": created.secret,
+                }
+            )
+        )
+    else:
+        say(f"{endpoint.id}  {endpoint.url}  {','.join(endpoint.event_types)}")
+        say(f"secret: {created.secret}   (shown once; verify signatures with it)")
+
+
+def cmd_webhook_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(admin: WebhookAdmin) -> list[Endpoint]:
+        return await admin.endpoints(_operator(args.org))
+
+    found: list[Endpoint] = asyncio.run(_with_webhooks(settings, work))
+    if args.json:
+        say(
+            json.dumps(
+                [
+                    {
+                        "id": str(e.id),
+                        "url": e.url,
+                        "eventTypes": e.event_types,
+                        "enabled": e.enabled,
+                    }
+                    for e in found
+                ]
+            )
+        )
+        return
+    for e in found:
+        state = "enabled" if e.enabled else f"disabled ({e.disabled_reason or 'by hand'})"
+        say(f"{e.id}  {e.url}  {','.join(e.event_types)}  {state}")
+
+
+def cmd_webhook_rm(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(admin: WebhookAdmin) -> None:
+        await admin.delete(_operator(args.org), args.id)
+
+    asyncio.run(_with_webhooks(settings, work))
+    say(f"removed {args.id}")
 
 
 def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> None:
@@ -236,6 +315,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--leads", type=_positive, default=1000)
     demo.add_argument("--seed", type=int, default=None, help="for repeatable data")
     demo.set_defaults(run=cmd_demo_data)
+
+    hooks = commands.add_parser("webhook", help="webhook endpoints").add_subparsers(
+        dest="webhook_command", required=True, metavar="ACTION"
+    )
+    hook_add = hooks.add_parser("add", help="send events to a URL (prints the secret once)")
+    hook_add.add_argument("--org", type=UUID, required=True)
+    hook_add.add_argument("url")
+    hook_add.add_argument(
+        "--events", default="", help=f"comma-separated, default all: {','.join(EVENT_TYPES)}"
+    )
+    hook_add.add_argument("--json", action="store_true")
+    hook_add.set_defaults(run=cmd_webhook_add)
+    hook_list = hooks.add_parser("list", help="an organization's endpoints")
+    hook_list.add_argument("--org", type=UUID, required=True)
+    hook_list.add_argument("--json", action="store_true")
+    hook_list.set_defaults(run=cmd_webhook_list)
+    hook_rm = hooks.add_parser("rm", help="remove an endpoint and its pending deliveries")
+    hook_rm.add_argument("--org", type=UUID, required=True)
+    hook_rm.add_argument("id", type=UUID)
+    hook_rm.set_defaults(run=cmd_webhook_rm)
 
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.set_defaults(run=cmd_export_schema)

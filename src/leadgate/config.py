@@ -6,6 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
+
+# Seconds before each webhook retry: ten attempts over about 23 hours.
+DEFAULT_RETRY_SCHEDULE: Final = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +27,15 @@ class Settings:
     lock_timeout_ms: int = 2_000
     idempotency_ttl_seconds: float = 24 * 3600
     graphql_ws_legacy: bool = False
+    # Webhooks: http and loopback targets only for local development (SSRF otherwise).
+    allow_insecure_webhooks: bool = False
+    # Seconds before each retry; attempts = len + 1. The default spans about a day.
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = 10.0
+    # A claimed delivery is retried by any dispatcher once its lease ends (a killed process).
+    webhook_lease_seconds: float = 60.0
+    webhook_concurrency: int = 32
+    dispatcher_enabled: bool = True
     graphiql_api_key: str | None = field(default=None, repr=False)
 
     @property
@@ -40,4 +53,15 @@ class Settings:
             statement_timeout_ms=int(env.get("LEADGATE_STATEMENT_TIMEOUT_MS", "15000")),
             lock_timeout_ms=int(env.get("LEADGATE_LOCK_TIMEOUT_MS", "2000")),
             graphql_ws_legacy=env.get("LEADGATE_GRAPHQL_WS_LEGACY", "") == "1",
+            allow_insecure_webhooks=env.get("LEADGATE_ALLOW_INSECURE_WEBHOOKS", "") == "1",
+            webhook_retry_schedule=_seconds(env.get("LEADGATE_WEBHOOK_RETRY_SCHEDULE"))
+            or DEFAULT_RETRY_SCHEDULE,
+            webhook_timeout_seconds=float(env.get("LEADGATE_WEBHOOK_TIMEOUT", "10")),
+            webhook_lease_seconds=float(env.get("LEADGATE_WEBHOOK_LEASE", "60")),
+            dispatcher_enabled=env.get("LEADGATE_DISPATCHER", "1") != "0",
         )
+
+
+def _seconds(text: str | None) -> tuple[float, ...]:
+    """ "5,30,120" → (5.0, 30.0, 120.0); empty or unset → ()."""
+    return tuple(float(part) for part in (text or "").split(",") if part.strip())

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Final
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
 from leadgate.config import Settings
 from leadgate.db.statements import StatementCounter
 from leadgate.domain.models import Principal
+from leadgate.events.dispatcher import Dispatcher
 from leadgate.events.listener import EventListener
 from leadgate.services.auth import Authenticator
 from leadgate.services.event_feed import EventFeed
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
+from leadgate.services.webhooks import WebhookAdmin
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 POOL: Final = web.AppKey("pool", asyncpg.Pool)
@@ -24,6 +27,9 @@ LEAD_READER: Final = web.AppKey("lead_reader", LeadReader)
 LEAD_WRITER: Final = web.AppKey("lead_writer", LeadWriter)
 EVENT_FEED: Final = web.AppKey("event_feed", EventFeed)
 LISTENER: Final = web.AppKey("listener", EventListener)
+WEBHOOKS: Final = web.AppKey("webhooks", WebhookAdmin)
+DISPATCHER: Final = web.AppKey("dispatcher", Dispatcher)
+HTTP_CLIENT: Final = web.AppKey("http_client", aiohttp.ClientSession)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

@@ -31,7 +31,8 @@ class Principal:
 
     organization_id: UUID
     can_write: bool
-    api_key_id: UUID
+    # None for an operator at the command line (not an API key).
+    api_key_id: UUID | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
 
 from leadgate.domain.errors import FieldError, ValidationFailed
 from leadgate.domain.models import LeadFilter, LeadQuery
+from leadgate.domain.webhooks import EVENT_TYPES
 
 MAX_LIMIT: Final = 100
+MAX_EVENTS: Final = 1000
 # Keeps OFFSET inside bigint whatever a client sends.
 MAX_PAGE: Final = 1_000_000
 # A search is a handful of words; anything beyond is noise that would only slow the query.
@@ -44,3 +47,27 @@ def lead_query(
         search_terms=search_terms(search),
         filter=lead_filter or LeadFilter(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    after: int
+    types: list[str] | None
+    limit: int
+
+
+def event_query(*, after: str | None, types: list[str] | None, limit: int) -> EventQuery:
+    errors: list[FieldError] = []
+    cursor = 0
+    if after is not None:
+        if after.isdigit() and len(after) <= 18:
+            cursor = int(after)
+        else:
+            errors.append(FieldError("after", "must be an event id"))
+    if types is not None and not set(types) <= set(EVENT_TYPES):
+        errors.append(FieldError("types", f"must be among {', '.join(EVENT_TYPES)}"))
+    if not 1 <= limit <= MAX_EVENTS:
+        errors.append(FieldError("limit", f"must be between 1 and {MAX_EVENTS}"))
+    if errors:
+        raise ValidationFailed(errors)
+    return EventQuery(after=cursor, types=types, limit=limit)

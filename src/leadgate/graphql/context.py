@@ -14,6 +14,7 @@ from leadgate.services.auth import Authenticator
 from leadgate.services.event_feed import EventFeed
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
+from leadgate.services.webhooks import WebhookAdmin
 
 
 class Context:
@@ -30,6 +31,7 @@ class Context:
         "reader",
         "request_id",
         "response_extensions",
+        "webhooks",
         "websocket",
         "writer",
     )
@@ -43,6 +45,7 @@ class Context:
         writer: LeadWriter,
         feed: EventFeed,
         authenticator: Authenticator,
+        webhooks: WebhookAdmin,
         idempotency_header: str | None = None,
         websocket: web.WebSocketResponse | None = None,
     ) -> None:
@@ -53,6 +56,7 @@ class Context:
         self.feed = feed
         self.idempotency_header = idempotency_header
         self.authenticator = authenticator
+        self.webhooks = webhooks
         self.websocket = websocket
         # Merged into the response's top-level `extensions` (e.g. idempotentReplayed).
         self.response_extensions: dict[str, Any] = {}

@@ -8,7 +8,15 @@ from leadgate.domain import models, paging
 from leadgate.domain.errors import FieldError, NotFound, ValidationFailed
 from leadgate.domain.ids import parse_uuid
 from leadgate.graphql.context import Info
-from leadgate.graphql.types import Advisor, Lead, LeadPage, LeadPriority, LeadSource, Stage
+from leadgate.graphql.types import (
+    Advisor,
+    Lead,
+    LeadEvent,
+    LeadPage,
+    LeadPriority,
+    LeadSource,
+    Stage,
+)
 
 
 @strawberry.input(description="Narrows `leads`; every given criterion must hold.")
@@ -67,6 +75,21 @@ class Query:
             raise NotFound("Lead not found")
         ctx = info.context
         return Lead.from_model(await ctx.reader.get(ctx.principal, lead_id))
+
+    @strawberry.field(
+        description="Your organization's events after an event id, oldest first, from the last "
+        "30 days: backfill for subscribers and webhook receivers. Page by passing the last id."
+    )
+    async def events(
+        self,
+        info: Info,
+        after: strawberry.ID | None = None,
+        types: list[str] | None = None,
+        limit: int = 100,
+    ) -> list[LeadEvent]:
+        ctx = info.context
+        query = paging.event_query(after=after, types=types, limit=limit)
+        return [LeadEvent.from_model(e) for e in await ctx.reader.events(ctx.principal, query)]
 
     @strawberry.field(description="The pipeline, in order.")
     async def stages(self, info: Info) -> list[Stage]:

@@ -16,12 +16,14 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from leadgate.graphql.mutation import Mutation
 from leadgate.graphql.query import Query
 from leadgate.graphql.scalars import DateTime
 from leadgate.graphql.subscription import Subscription
+from leadgate.graphql.webhooks import WebhookMutation, WebhookQuery
 
 # Deep enough for any real lead query, shallow enough to stop abusive nesting.
 MAX_DEPTH: Final = 10
@@ -47,8 +49,8 @@ def build_schema() -> strawberry.Schema:
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
     ]
     return LeadgateSchema(
-        query=Query,
-        mutation=Mutation,
+        query=merge_types("Query", (Query, WebhookQuery)),
+        mutation=merge_types("Mutation", (Mutation, WebhookMutation)),
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=extensions,

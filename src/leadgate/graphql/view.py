@@ -59,6 +59,7 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
             feed=app[keys.EVENT_FEED],
             idempotency_header=request.headers.get("Idempotency-Key"),
             authenticator=authenticator,
+            webhooks=app[keys.WEBHOOKS],
             websocket=response if isinstance(response, web.WebSocketResponse) else None,
         )
         request[keys.GRAPHQL_EXTENSIONS] = context.response_extensions

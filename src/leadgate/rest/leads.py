@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import orjson
 from aiohttp import web
@@ -96,7 +97,7 @@ def _write_context(request: web.Request) -> WriteContext:
 
 
 def _write_response(result: WriteResult) -> web.Response:
-    response = json_response(result.body, status=result.status)
+    response = web.Response(body=result.body, status=result.status, content_type="application/json")
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -113,12 +114,49 @@ async def create_lead(request: web.Request) -> web.Response:
 
 @routes.patch("/leads/{id}")
 async def update_lead(request: web.Request) -> web.Response:
+    ctx, lead_id, body = await _target(request)
+    writer = request.config_dict[keys.LEAD_WRITER]
+    return _write_response(await writer.update(ctx, lead_id, body))
+
+
+def _reference(body: object, field: str) -> UUID | None:
+    """The id of a single-field `{field: uuid-or-null}` body (move and assign take one)."""
+    if not isinstance(body, dict) or set(body) != {field}:
+        raise ValidationFailed.single(field, f'the body must be {{"{field}": ...}}')
+    value = body[field]
+    if value is None:
+        return None
+    parsed = parse_uuid(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ValidationFailed.single(field, "must be a UUID")
+    return parsed
+
+
+async def _target(request: web.Request) -> tuple[WriteContext, UUID, object]:
     ctx = _write_context(request)
     if not ctx.principal.can_write:
         raise Forbidden()
     lead_id = parse_uuid(request.match_info["id"])
     if lead_id is None:
         raise NotFound("Lead not found")
-    body = await _json_body(request)
+    return ctx, lead_id, await _json_body(request)
+
+
+@routes.post("/leads/{id}/move")
+async def move_lead(request: web.Request) -> web.Response:
+    """Not in the original API: moves a lead to a stage (GraphQL moveLead)."""
+    ctx, lead_id, body = await _target(request)
+    stage_id = _reference(body, "stageId")
+    if stage_id is None:
+        raise ValidationFailed.single("stageId", "must be a UUID")
     writer = request.config_dict[keys.LEAD_WRITER]
-    return _write_response(await writer.update(ctx, lead_id, body))
+    return _write_response(await writer.move(ctx, lead_id, stage_id))
+
+
+@routes.post("/leads/{id}/assign")
+async def assign_lead(request: web.Request) -> web.Response:
+    """Not in the original API: assigns a lead (`advisorId` null unassigns)."""
+    ctx, lead_id, body = await _target(request)
+    advisor_id = _reference(body, "advisorId")
+    writer = request.config_dict[keys.LEAD_WRITER]
+    return _write_response(await writer.assign(ctx, lead_id, advisor_id))

@@ -8,6 +8,7 @@ from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from leadgate.domain.errors import (
     FieldError,
@@ -40,8 +41,8 @@ class WriteContext:
 class WriteResult:
     record: LeadRecord
     status: int
-    # The REST response: what a replay of this key answers, byte for byte.
-    body: dict[str, Any]
+    # The REST response body: what a replay of this key answers, byte for byte.
+    body: bytes
     replayed: bool = False
 
 
@@ -86,7 +87,9 @@ class LeadWriter:
                 if stored is not None:
                     return await self._replay(conn, org, stored, request_hash)
             record = await action(conn)
-            body = {"data": lead_document(record), "meta": {"requestId": ctx.request_id}}
+            body = orjson.dumps(
+                {"data": lead_document(record), "meta": {"requestId": ctx.request_id}}
+            )
             if key is not None:
                 await idempotency.complete(conn, org, key, status, body)
         return WriteResult(record=record, status=status, body=body)
@@ -102,7 +105,8 @@ class LeadWriter:
             raise IdempotencyKeyReused()
         if not stored.done or stored.body is None or stored.status is None:
             raise IdempotencyKeyInUse()
-        record = await lead_writes.lead_record(conn, org, UUID(stored.body["data"]["id"]))
+        lead_id = UUID(orjson.loads(stored.body)["data"]["id"])
+        record = await lead_writes.lead_record(conn, org, lead_id)
         if record is None:
             raise NotFound("Lead not found")
         return WriteResult(record=record, status=stored.status, body=stored.body, replayed=True)

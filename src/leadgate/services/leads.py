@@ -18,6 +18,7 @@ from leadgate.domain.models import (
     Principal,
     Stage,
 )
+from leadgate.domain.paging import EventQuery
 from leadgate.store import catalog, events, lead_writes, leads
 
 
@@ -55,6 +56,12 @@ class LeadReader:
     ) -> dict[UUID, list[LeadEvent]]:
         async with self._pool.acquire() as conn:
             return await events.history(conn, principal.organization_id, list(lead_ids), limit)
+
+    async def events(self, principal: Principal, query: EventQuery) -> list[LeadEvent]:
+        async with self._pool.acquire() as conn:
+            return await events.events_after(
+                conn, principal.organization_id, query.after, types=query.types, limit=query.limit
+            )
 
     async def stages(self, principal: Principal) -> list[Stage]:
         async with self._pool.acquire() as conn:

@@ -5,7 +5,7 @@ never left "in flight" by a crash: the transaction, and the claim with it, simpl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 
 import asyncpg
@@ -55,7 +55,7 @@ class StoredResponse:
     request_hash: bytes
     done: bool
     status: int | None
-    body: dict[str, Any] | None
+    body: bytes | None
 
 
 async def claim(
@@ -78,12 +78,12 @@ async def claim(
         request_hash=bytes(row["request_hash"]),
         done=row["state"] == "done",
         status=row["response_status"],
-        body=row["response"],
+        body=bytes(row["response"]) if row["response"] is not None else None,
     )
 
 
 async def complete(
-    conn: asyncpg.Connection, organization_id: UUID, key: str, status: int, body: dict[str, Any]
+    conn: asyncpg.Connection, organization_id: UUID, key: str, status: int, body: bytes
 ) -> None:
     await conn.execute(COMPLETE, organization_id, key, status, body)
 

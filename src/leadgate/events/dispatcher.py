@@ -1,0 +1,128 @@
+"""The webhook dispatcher: claims due deliveries, sends them, records every attempt.
+
+Any number of processes may run one on the same database: claims use FOR UPDATE SKIP LOCKED
+and a committed lease, so a delivery is sent by one dispatcher at a time, and one whose
+dispatcher died is picked up again when its lease ends (at least once, never lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import aiohttp
+import asyncpg
+
+from leadgate.config import Settings
+from leadgate.events.sender import SendResult, event_body, send
+from leadgate.store import webhooks
+from leadgate.store.webhooks import ClaimedDelivery
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS: Final = 1.0
+# A receiver may ask for a pause, but not for one longer than the whole schedule allows.
+MAX_RETRY_AFTER_SECONDS: Final = 24 * 3600.0
+GONE: Final = 410
+
+
+class Dispatcher:
+    def __init__(
+        self, pool: asyncpg.Pool, session: aiohttp.ClientSession, settings: Settings
+    ) -> None:
+        self._pool = pool
+        self._session = session
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self.sent = 0
+
+    def wake(self) -> None:
+        """New events were committed: look for due deliveries now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                handled = await self.run_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("webhook dispatch round failed; retrying", exc_info=True)
+                handled = 0
+            if handled == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+
+    async def run_once(self) -> int:
+        """Claim one batch of due deliveries and send them concurrently; return how many."""
+        async with self._pool.acquire() as conn:
+            claimed = await webhooks.claim_due(
+                conn,
+                limit=self._settings.webhook_concurrency,
+                lease_seconds=self._settings.webhook_lease_seconds,
+            )
+        await asyncio.gather(*(self._deliver(c) for c in claimed))
+        return len(claimed)
+
+    async def _deliver(self, claimed: ClaimedDelivery) -> None:
+        if not claimed.enabled:
+            result = SendResult(None, "endpoint disabled", 0)
+        else:
+            result = await send(
+                self._session,
+                url=claimed.url,
+                secret=claimed.secret,
+                message_id=str(claimed.event_id),
+                body=event_body(claimed),
+                time_limit=self._settings.webhook_timeout_seconds,
+                allow_loopback=self._settings.allow_insecure_webhooks,
+            )
+        self.sent += 1
+        await self._settle(claimed, result)
+
+    async def _settle(self, claimed: ClaimedDelivery, result: SendResult) -> None:
+        status, retry_at = "pending", None
+        if result.delivered:
+            status = "succeeded"
+        elif (
+            result.response_status == GONE
+            or not claimed.enabled
+            or claimed.attempt > len(self._settings.webhook_retry_schedule)
+        ):
+            status = "failed"
+        else:
+            retry_at = datetime.now(UTC) + timedelta(seconds=self._delay(claimed, result))
+        async with self._pool.acquire() as conn, conn.transaction():
+            await webhooks.record_attempt(
+                conn,
+                claimed,
+                response_status=result.response_status,
+                error=result.error,
+                duration_ms=result.duration_ms,
+            )
+            await webhooks.settle(
+                conn,
+                claimed,
+                status=status,
+                retry_at=retry_at,
+                response_status=result.response_status,
+                error=result.error,
+            )
+            if result.response_status == GONE:
+                await webhooks.disable_endpoint(
+                    conn,
+                    claimed.organization_id,
+                    claimed.endpoint_id,
+                    "the receiver answered 410 Gone",
+                )
+
+    def _delay(self, claimed: ClaimedDelivery, result: SendResult) -> float:
+        base = self._settings.webhook_retry_schedule[claimed.attempt - 1]
+        # Jitter spreads retries of many failing deliveries instead of hammering in waves.
+        delay = base * random.uniform(0.8, 1.2)  # noqa: S311 - not cryptographic
+        if result.retry_after is not None:
+            delay = max(delay, min(result.retry_after, MAX_RETRY_AFTER_SECONDS))
+        return delay
