@@ -1,23 +1,130 @@
+"""The round-trip budget: a page of leads with their stages and advisors costs a constant,
+small number of SQL statements, whatever its size (no N+1)."""
+
 from __future__ import annotations
 
-from tests.support import Api, Tenant, bearer
+from typing import Any, Final
+
 import asyncpg
+import pytest
+
+from leadgate.db.statements import StatementCounter
+from tests.support import Api, Tenant, make_tenant
+
+STAGE: Final = "stage { id stageKey stageLabel color semanticSlot position }"
+ADVISOR: Final = "primaryAdvisor { id name email }"
+LEAD_FIELDS: Final = f"""
+    id businessName contactFirstName contactLastName email phone industry
+    monthlyRevenue requestedAmount source priority isDoNotCall dncReason dncAt
+    tags customFields externalIds leadScore contactId lastContactedAt stageChangedAt
+    convertedAt convertedAccountId convertedContactId importJobId createdBy createdAt updatedAt
+    {STAGE} {ADVISOR}
+"""
+LEADS: Final = (
+    f"query($limit: Int!) {{ leads(limit: $limit) {{ total nodes {{ {LEAD_FIELDS} }} }} }}"
+)
+LEAD: Final = f"query($id: ID!) {{ lead(id: $id) {{ {LEAD_FIELDS} }} }}"
+BUDGET: Final = 3
+# Background work on the server's pool (the webhook dispatcher's polls) can only add
+# statements to a measurement, so the least of a few runs is the request's own cost.
+RUNS: Final = 3
 
 
-async def raw(api, method, path, key, data):
-    async with api.session.request(method, api.base + path, data=data, headers={**bearer(key), "Content-Type": "application/json"}) as r:
-        return r.status, r.headers.get("Content-Type"), (await r.text())[:300]
+@pytest.fixture(scope="module")
+async def big_tenant(pool: asyncpg.Pool) -> Tenant:
+    """More leads than the largest page; the newest has a stage and an advisor, so a page of
+    one resolves both relations, as a page of 100 does."""
+    tenant = await make_tenant(pool, leads=120)
+    await pool.execute(
+        "INSERT INTO leads (organization_id, business_name, stage_id, primary_advisor_id) "
+        "VALUES ($1, 'Newest Advised LLC', $2, $3)",
+        tenant.id,
+        tenant.stage_ids[1],
+        tenant.advisor_ids[0],
+    )
+    return tenant
 
 
-async def test_explore(api: Api, tenant: Tenant, pool: asyncpg.Pool) -> None:
-    for data in ['[1,2]', '{"query": 5}', '{"variables": {}}', '"x"', '1', 'null', '', '{"query": "{ stages { id } }", "variables": [1]}', '{"query": "{ stages { id } }", "variables": "x"}', '{"query": "{ stages { id } }", "operationName": 5}', '{"query": "{ stages { id } }", "extensions": 5}']:
-        print(repr(data), await raw(api, "POST", "/graphql", tenant.read_key, data))
-    print(await pool.fetch("select to_tsvector('simple', '東京 Ramen Müller-Lüdenscheidt 🚀 Café'), current_setting('lc_ctype'), version()"))
-    s, body = await api.graphql(tenant.read_key, 'query($s: String) { leads(search: $s) { total } }', {"s": "Müller"})
-    print(body, await pool.fetchval("select count(*) from leads where organization_id=$1 and contact_last_name='Müller'", tenant.id))
-    s, body = await api.graphql(tenant.read_key, '{ leads(page: 3000000000) { total } }')
-    print(body)
-    print(await raw(api, "DELETE", "/v1/leads", tenant.read_key, None))
-    print(await raw(api, "GET", "/v1/leads?limit=%00", tenant.read_key, None))
-    print(await raw(api, "GET", "/v1/leads?search=%00%ff", tenant.read_key, None))
-    print(await raw(api, "GET", "/v1/leads/%00", tenant.read_key, None))
+async def graphql_cost(
+    api: Api,
+    statements: StatementCounter,
+    key: str,
+    query: str,
+    variables: dict[str, Any],
+) -> tuple[int, dict[str, Any]]:
+    """Statements one request sends (read once its response is in) and its data."""
+    # Warm-up: the API-key cache, and each pooled connection's prepared-type caches.
+    await api.graphql(key, query, variables)
+    costs = []
+    data: dict[str, Any] = {}
+    for _ in range(RUNS):
+        before = statements.total
+        status, body = await api.graphql(key, query, variables)
+        costs.append(statements.total - before)
+        assert status == 200
+        assert "errors" not in body, body
+        data = body["data"]
+    return min(costs), data
+
+
+async def rest_cost(api: Api, statements: StatementCounter, key: str, path: str) -> int:
+    await api.rest("GET", path, key)
+    costs = []
+    for _ in range(RUNS):
+        before = statements.total
+        status, _, _ = await api.rest("GET", path, key)
+        costs.append(statements.total - before)
+        assert status == 200
+    return min(costs)
+
+
+async def test_a_full_page_of_100_leads_costs_as_many_statements_as_a_page_of_1(
+    api: Api, statements: StatementCounter, big_tenant: Tenant
+) -> None:
+    one, small = await graphql_cost(api, statements, big_tenant.read_key, LEADS, {"limit": 1})
+    hundred, large = await graphql_cost(api, statements, big_tenant.read_key, LEADS, {"limit": 100})
+
+    # The measurement is only meaningful if both pages really resolve their relations.
+    assert (len(small["leads"]["nodes"]), len(large["leads"]["nodes"])) == (1, 100)
+    assert small["leads"]["nodes"][0]["primaryAdvisor"] is not None
+    assert len({n["stage"]["id"] for n in large["leads"]["nodes"]}) > 1
+    assert (
+        len({n["primaryAdvisor"]["id"] for n in large["leads"]["nodes"] if n["primaryAdvisor"]}) > 1
+    )
+    assert one == hundred
+
+
+async def test_a_full_page_of_100_leads_costs_at_most_three_statements(
+    api: Api, statements: StatementCounter, big_tenant: Tenant
+) -> None:
+    cost, data = await graphql_cost(api, statements, big_tenant.read_key, LEADS, {"limit": 100})
+
+    assert len(data["leads"]["nodes"]) == 100
+    assert cost <= BUDGET
+
+
+async def test_one_lead_with_stage_and_advisor_costs_at_most_three_statements(
+    api: Api, pool: asyncpg.Pool, statements: StatementCounter, big_tenant: Tenant
+) -> None:
+    lead_id = await pool.fetchval(
+        "SELECT id FROM leads WHERE organization_id = $1 AND primary_advisor_id IS NOT NULL "
+        "LIMIT 1",
+        big_tenant.id,
+    )
+
+    cost, data = await graphql_cost(
+        api, statements, big_tenant.read_key, LEAD, {"id": str(lead_id)}
+    )
+
+    assert data["lead"]["primaryAdvisor"] is not None
+    assert cost <= BUDGET
+
+
+async def test_a_rest_page_of_100_leads_costs_as_many_statements_as_a_page_of_1(
+    api: Api, statements: StatementCounter, big_tenant: Tenant
+) -> None:
+    one = await rest_cost(api, statements, big_tenant.read_key, "/v1/leads?limit=1")
+    hundred = await rest_cost(api, statements, big_tenant.read_key, "/v1/leads?limit=100")
+
+    assert one == hundred
+    assert hundred <= BUDGET

@@ -1,21 +1,23 @@
-"""Concurrent writes to one lead (issue 3): none is lost, and its events tell one story.
+"""Concurrent writes (issue 3): none is lost, a lead's events tell one story, none hangs.
 
 One storm of concurrent updateLead (GraphQL and REST PATCH), no-op updates and moveLead runs
-once against one lead; each test states one property of what it left behind.
+once against one lead; each storm test states one property of what it left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.support import Api, Tenant, make_tenant
+from leadgate.config import Settings
+from tests.support import Api, Tenant, error_codes, make_tenant
 
 CREATE = """
 mutation Create($input: CreateLeadInput!) {
@@ -32,10 +34,12 @@ mutation Move($id: ID!, $stage: ID!) {
   moveLead(id: $id, stageId: $stage) { id }
 }
 """
-UPDATES = 20
-NO_OP_UPDATES = 5
-MOVES = 20
+# Each round: one update (GraphQL or REST), one move; every NO_OP_EVERY rounds a no-op update.
+ROUNDS = 20
+NO_OP_EVERY = 4
 INDUSTRY = "Storm testing"
+# Well above Settings.lock_timeout_ms (2 s), well below "hangs".
+NO_HANG_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,6 @@ class Storm:
         return [e["payload"] for e in self.events if e["type"] == type_]
 
 
-def update_values(i: int) -> dict[str, Any]:
-    return {"customFields": {"n": i}, "tags": [f"t{i}"]}
-
-
 async def graphql_write(api: Api, key: str, query: str, variables: dict[str, Any]) -> Any:
     """None when the write succeeded, else what it answered."""
     status, body = await api.graphql(key, query, variables)
@@ -75,27 +75,27 @@ async def rest_update(api: Api, key: str, lead_id: str, values: dict[str, Any]) 
 async def storm(api: Api, pool: asyncpg.Pool) -> Storm:
     tenant = await make_tenant(pool)
     key = tenant.write_key
-    _, body = await api.graphql(key, CREATE, {"input": {"businessName": "Storm", "industry": INDUSTRY}})
+    _, body = await api.graphql(
+        key, CREATE, {"input": {"businessName": "Storm", "industry": INDUSTRY}}
+    )
     lead_id = body["data"]["createLead"]["id"]
     initial_stage = body["data"]["createLead"]["stage"]["id"]
 
-    writes = [
-        rest_update(api, key, lead_id, update_values(i))
-        if i % 2
-        else graphql_write(api, key, UPDATE, {"id": lead_id, "input": update_values(i)})
-        for i in range(UPDATES)
-    ]
-    # Same value as the lead already has: these change nothing.
-    writes += [
-        graphql_write(api, key, UPDATE, {"id": lead_id, "input": {"industry": INDUSTRY}})
-        for _ in range(NO_OP_UPDATES)
-    ]
     stages = [str(s) for s in tenant.stage_ids]
-    writes += [
-        graphql_write(api, key, MOVE, {"id": lead_id, "stage": stages[i % len(stages)]})
-        for i in range(1, MOVES + 1)
-    ]
-    random.Random(3).shuffle(writes)
+    writes: list[Coroutine[Any, Any, Any]] = []
+    for i in range(ROUNDS):
+        values = {"customFields": {"n": i}, "tags": [f"t{i}"]}
+        writes.append(
+            rest_update(api, key, lead_id, values)
+            if i % 2
+            else graphql_write(api, key, UPDATE, {"id": lead_id, "input": values})
+        )
+        stage = stages[(i + 1) % len(stages)]
+        writes.append(graphql_write(api, key, MOVE, {"id": lead_id, "stage": stage}))
+        if i % NO_OP_EVERY == 0:
+            # The value the lead already has: changes nothing.
+            no_op = {"id": lead_id, "input": {"industry": INDUSTRY}}
+            writes.append(graphql_write(api, key, UPDATE, no_op))
     answers = await asyncio.gather(*writes)
 
     events = await pool.fetch(
@@ -162,12 +162,13 @@ async def test_the_final_stage_is_the_last_stage_change(storm: Storm) -> None:
 async def test_only_updates_that_change_something_record_an_event(storm: Storm) -> None:
     updates = storm.of_type("lead.updated")
 
-    assert len(updates) == UPDATES
+    assert len(updates) == ROUNDS
     assert all(set(u["changes"]) == {"customFields", "tags"} for u in updates)
 
 
 async def test_each_update_starts_from_the_previous_updates_result(storm: Storm) -> None:
-    fields, tags = {}, []
+    fields: dict[str, Any] = {}
+    tags: list[str] = []
     for update in storm.of_type("lead.updated"):
         assert update["changes"]["customFields"]["from"] == fields
         assert update["changes"]["tags"]["from"] == tags
@@ -176,7 +177,7 @@ async def test_each_update_starts_from_the_previous_updates_result(storm: Storm)
 
     assert (storm.final["customFields"], storm.final["tags"]) == (fields, tags)
     written = sorted(u["changes"]["customFields"]["to"]["n"] for u in storm.of_type("lead.updated"))
-    assert written == list(range(UPDATES))
+    assert written == list(range(ROUNDS))
 
 
 async def test_each_event_shows_the_lead_with_every_earlier_change(storm: Storm) -> None:
@@ -189,7 +190,11 @@ async def test_each_event_shows_the_lead_with_every_earlier_change(storm: Storm)
         elif event["type"] == "lead.status_changed":
             expected["stage"] = payload["stage"]["id"]
         lead = payload["lead"]["attributes"]
-        shown = {"stage": lead["stage"]["id"], "customFields": lead["customFields"], "tags": lead["tags"]}
+        shown = {
+            "stage": lead["stage"]["id"],
+            "customFields": lead["customFields"],
+            "tags": lead["tags"],
+        }
         assert shown == expected, f"event {event['sequence']} ({event['type']})"
         assert lead["industry"] == INDUSTRY
 
@@ -215,3 +220,49 @@ async def test_ten_concurrent_creates_without_keys_make_ten_leads(
     assert len(ids) == 10
     assert {str(r["id"]) for r in rows} == ids
     assert all(r["events"] == 1 for r in rows)
+
+
+@pytest.mark.parametrize("api_kind", ["rest", "graphql"])
+async def test_a_write_to_a_lead_locked_elsewhere_answers_a_typed_error_within_the_lock_timeout(
+    api: Api, tenant: Tenant, pool: asyncpg.Pool, settings: Settings, api_kind: str
+) -> None:
+    status, created, _ = await api.rest(
+        "POST", "/v1/leads", tenant.write_key, json={"businessName": "Busy"}
+    )
+    assert status == 201, created
+    lead_id = created["data"]["id"]
+    change = {"industry": "Changed while busy"}
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        async with conn.transaction():
+            # Another transaction (a long import, a slow writer) holds the lead.
+            await conn.execute(
+                "SELECT 1 FROM leads WHERE organization_id = $1 AND id = $2 FOR UPDATE",
+                tenant.id,
+                uuid.UUID(lead_id),
+            )
+            started = time.monotonic()
+            if api_kind == "rest":
+                status, body, _ = await api.rest(
+                    "PATCH", f"/v1/leads/{lead_id}", tenant.write_key, json=change
+                )
+                code = body["error"]["code"]
+            else:
+                status, body = await api.graphql(
+                    tenant.write_key, UPDATE, {"id": lead_id, "input": change}
+                )
+                (code,) = error_codes(body)
+            elapsed = time.monotonic() - started
+    finally:
+        await conn.close()
+
+    assert elapsed < NO_HANG_SECONDS
+    assert code != "INTERNAL", body
+    if api_kind == "rest":
+        assert 400 <= status < 500, body
+    events = await pool.fetchval(
+        "SELECT count(*) FROM lead_events WHERE organization_id = $1 AND lead_id = $2",
+        tenant.id,
+        uuid.UUID(lead_id),
+    )
+    assert events == 1

@@ -107,7 +107,11 @@ def subscription_protocols(settings: Settings) -> tuple[str, ...]:
 
 def create_app(settings: Settings) -> web.Application:
     """The gateway. The database must already be migrated (see `leadgate serve`)."""
-    app = web.Application(middlewares=[request_id_middleware, auth_middleware])
+    # Long enough request lines for a GET /v1/leads?search= of several KB.
+    app = web.Application(
+        middlewares=[request_id_middleware, auth_middleware],
+        handler_args={"max_line_size": 32 * 1024},
+    )
     app[keys.SETTINGS] = settings
     app[keys.STATEMENTS] = StatementCounter()
     app.cleanup_ctx.append(_database)
@@ -116,7 +120,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_idempotency_purge)
     app.add_routes(health.routes)
     view = LeadgateGraphQLView(
-        schema=build_schema(),
+        schema=build_schema(compiled=settings.compiled_queries),
         graphiql_api_key=settings.graphiql_api_key,
         subscription_protocols=subscription_protocols(settings),
         max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,

@@ -27,6 +27,8 @@ class Settings:
     lock_timeout_ms: int = 2_000
     idempotency_ttl_seconds: float = 24 * 3600
     graphql_ws_legacy: bool = False
+    # Run queries through compiled plans (graphql/compiled.py); off = strawberry only.
+    compiled_queries: bool = True
     # Webhooks: http and loopback targets only for local development (SSRF otherwise).
     allow_insecure_webhooks: bool = False
     # Seconds before each retry; attempts = len + 1. The default spans about a day.
@@ -53,6 +55,7 @@ class Settings:
             statement_timeout_ms=int(env.get("LEADGATE_STATEMENT_TIMEOUT_MS", "15000")),
             lock_timeout_ms=int(env.get("LEADGATE_LOCK_TIMEOUT_MS", "2000")),
             graphql_ws_legacy=env.get("LEADGATE_GRAPHQL_WS_LEGACY", "") == "1",
+            compiled_queries=env.get("LEADGATE_COMPILED_QUERIES", "1") != "0",
             allow_insecure_webhooks=env.get("LEADGATE_ALLOW_INSECURE_WEBHOOKS", "") == "1",
             webhook_retry_schedule=_seconds(env.get("LEADGATE_WEBHOOK_RETRY_SCHEDULE"))
             or DEFAULT_RETRY_SCHEDULE,

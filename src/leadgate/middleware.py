@@ -83,9 +83,10 @@ def _needs_principal(request: web.Request) -> bool:
     if path in _PUBLIC_PATHS or path.startswith("/graphql/static/"):
         return False
     if path == "/graphql":
-        # Subscriptions authenticate in connection_init (or the upgrade's own header).
-        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
-        return not upgrade and not _is_graphiql_page(request)
+        # Subscriptions authenticate in connection_init (or the upgrade's own header): only a
+        # genuine WebSocket handshake skips the key here, not any request naming an upgrade.
+        handshake = web.WebSocketResponse().can_prepare(request).ok
+        return not handshake and not _is_graphiql_page(request)
     return True
 
 

@@ -6,6 +6,7 @@ AppError
  ├── Forbidden               403 FORBIDDEN
  ├── NotFound                404 NOT_FOUND
  ├── IdempotencyKeyInUse     409 IDEMPOTENCY_KEY_IN_USE
+     ├── Conflict                409 CONFLICT (a row stayed locked by another write; retry)
  ├── ValidationFailed        422 VALIDATION_ERROR (with per-field messages)
  ├── IdempotencyKeyReused    422 IDEMPOTENCY_KEY_REUSED
  └── Internal                500 INTERNAL (details masked)
@@ -61,6 +62,14 @@ class IdempotencyKeyInUse(AppError):
     code = "IDEMPOTENCY_KEY_IN_USE"
     status = 409
     default_message = "A request with this Idempotency-Key is still being processed"
+
+
+class Conflict(AppError):
+    code = "CONFLICT"
+    status = 409
+    default_message = (
+        "Another request is changing this lead (or its organization's events) right now; retry"
+    )
 
 
 class ValidationFailed(AppError):

@@ -13,3 +13,14 @@ def parse_uuid(text: str) -> UUID | None:
         return UUID(text)
     except ValueError:
         return None
+
+
+_MAX_EVENT_ID = 2**63 - 1
+
+
+def parse_event_id(text: str) -> int | None:
+    """An event id (a positive bigint in ASCII digits), or None when it is not one."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= _MAX_EVENT_ID else None

@@ -134,7 +134,7 @@ class LeadQuery:
 
 @dataclass(frozen=True, slots=True)
 class LeadPage:
-    leads: list[Lead]
+    records: list[LeadRecord]
     total: int
     page: int
     limit: int

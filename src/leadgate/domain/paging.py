@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from leadgate.domain.errors import FieldError, ValidationFailed
+from leadgate.domain.ids import parse_event_id
 from leadgate.domain.models import LeadFilter, LeadQuery
 from leadgate.domain.webhooks import EVENT_TYPES
 
@@ -31,14 +32,22 @@ def search_terms(text: str | None) -> tuple[str, ...]:
     return tuple(w[:MAX_TERM_LENGTH] for w in words[:MAX_SEARCH_TERMS])
 
 
+def page_errors(*, page: int | None, limit: int | None) -> list[FieldError]:
+    """Range errors of page and limit (None: not an integer, reported by the caller)."""
+    errors: list[FieldError] = []
+    if page is not None and not 1 <= page <= MAX_PAGE:
+        errors.append(FieldError("page", f"must be between 1 and {MAX_PAGE}"))
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        errors.append(FieldError("limit", f"must be between 1 and {MAX_LIMIT}"))
+    return errors
+
+
 def lead_query(
     *, page: int, limit: int, search: str | None, lead_filter: LeadFilter | None = None
 ) -> LeadQuery:
-    errors: list[FieldError] = []
-    if not 1 <= page <= MAX_PAGE:
-        errors.append(FieldError("page", f"must be between 1 and {MAX_PAGE}"))
-    if not 1 <= limit <= MAX_LIMIT:
-        errors.append(FieldError("limit", f"must be between 1 and {MAX_LIMIT}"))
+    errors = page_errors(page=page, limit=limit)
+    if lead_filter is not None and lead_filter.tag is not None and "\x00" in lead_filter.tag:
+        errors.append(FieldError("filter.tag", "must not contain NUL"))
     if errors:
         raise ValidationFailed(errors)
     return LeadQuery(
@@ -60,10 +69,11 @@ def event_query(*, after: str | None, types: list[str] | None, limit: int) -> Ev
     errors: list[FieldError] = []
     cursor = 0
     if after is not None:
-        if after.isdigit() and len(after) <= 18:
-            cursor = int(after)
-        else:
+        parsed = parse_event_id(after)
+        if parsed is None:
             errors.append(FieldError("after", "must be an event id"))
+        else:
+            cursor = parsed
     if types is not None and not set(types) <= set(EVENT_TYPES):
         errors.append(FieldError("types", f"must be among {', '.join(EVENT_TYPES)}"))
     if not 1 <= limit <= MAX_EVENTS:

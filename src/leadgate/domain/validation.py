@@ -27,9 +27,12 @@ MAX_CUSTOM_FIELDS_DEPTH: Final = 8
 # A tag, not text with `<` in it: `<b>`, `</p>`, `<script src=x>`, `<!-- x -->`.
 _HTML_TAG: Final = re.compile(r"<\s*/?\s*[A-Za-z][^<>]*>|<!--")
 # Plain decimal notation only: no exponent, sign, NaN or Infinity; sane magnitude.
-_AMOUNT: Final = re.compile(r"\d{1,15}(\.\d{1,4})?")
-# NUL cannot be stored in PostgreSQL text; other C0 controls are never meaningful here.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_AMOUNT: Final = re.compile(r"[0-9]{1,15}(\.[0-9]{1,4})?")
+# NUL cannot be stored in PostgreSQL text, a lone surrogate cannot be encoded at all; other C0
+# controls are never meaningful here.
+_CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# JSON numbers PostgreSQL and our encoder both take: 64-bit integers.
+_INT_RANGE: Final = range(-(2**63), 2**64)
 
 _UNSET: Final = object()
 # Fields an update may not touch, with where to go instead.
@@ -142,22 +145,24 @@ def _tags(c: _Checker) -> object:
 
 
 def _json_problem(value: Any, depth: int = 0) -> str | None:
-    if depth > MAX_CUSTOM_FIELDS_DEPTH:
-        return f"must nest at most {MAX_CUSTOM_FIELDS_DEPTH} levels"
+    """What makes a customFields value unstorable; depth counts nested objects and arrays."""
     if isinstance(value, str):
         return "must not contain NUL or control characters" if _CONTROL.search(value) else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return "must contain only finite numbers"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            problem = _json_problem(key, depth + 1) or _json_problem(item, depth + 1)
-            if problem:
-                return problem
-    if isinstance(value, list):
-        for item in value:
-            problem = _json_problem(item, depth + 1)
-            if problem:
-                return problem
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if value in _INT_RANGE else "integers must fit in 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must contain only finite numbers"
+    if depth >= MAX_CUSTOM_FIELDS_DEPTH:
+        return f"must nest at most {MAX_CUSTOM_FIELDS_DEPTH} levels"
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        problem = (_json_problem(key) if isinstance(key, str) else None) or _json_problem(
+            item, depth + 1
+        )
+        if problem:
+            return problem
     return None
 
 
@@ -229,6 +234,14 @@ def _values(
             continue
         values[column] = value
     return values
+
+
+def references(raw: object) -> dict[str, UUID]:
+    """The well-formed ids a create names, by field (to report unknown ones with the rest)."""
+    if not isinstance(raw, Mapping):
+        return {}
+    found = {f: raw.get(f) for f in _REFERENCES}
+    return {f: u for f, v in found.items() if isinstance(v, str) and (u := parse_uuid(v))}
 
 
 def validate_create(raw: object) -> LeadDraft:

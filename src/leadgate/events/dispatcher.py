@@ -38,6 +38,8 @@ class Dispatcher:
         self._session = session
         self._settings = settings
         self._wake = asyncio.Event()
+        # When the earliest retry this dispatcher scheduled falls due (event loop time).
+        self._next_retry: float | None = None
         self.sent = 0
 
     def wake(self) -> None:
@@ -54,7 +56,16 @@ class Dispatcher:
             if handled == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                    await asyncio.wait_for(self._wake.wait(), self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        """Poll for other processes' work; wake early for a retry scheduled here."""
+        now = asyncio.get_running_loop().time()
+        if self._next_retry is not None and self._next_retry <= now:
+            self._next_retry = None
+        if self._next_retry is None:
+            return IDLE_POLL_SECONDS
+        return max(0.0, min(IDLE_POLL_SECONDS, self._next_retry - now))
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries and send them concurrently; return how many."""
@@ -94,7 +105,11 @@ class Dispatcher:
         ):
             status = "failed"
         else:
-            retry_at = datetime.now(UTC) + timedelta(seconds=self._delay(claimed, result))
+            delay = self._delay(claimed, result)
+            retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+            now = asyncio.get_running_loop().time()
+            earlier = self._next_retry if self._next_retry and self._next_retry > now else None
+            self._next_retry = now + delay if earlier is None else min(earlier, now + delay)
         async with self._pool.acquire() as conn, conn.transaction():
             await webhooks.record_attempt(
                 conn,

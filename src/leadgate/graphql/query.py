@@ -74,7 +74,7 @@ class Query:
         if lead_id is None:
             raise NotFound("Lead not found")
         ctx = info.context
-        return Lead.from_model(await ctx.reader.get(ctx.principal, lead_id))
+        return Lead.from_record(await ctx.reader.record(ctx.principal, lead_id))
 
     @strawberry.field(
         description="Your organization's events after an event id, oldest first, from the last "

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from leadgate.graphql.compiled import PlanCache
+from leadgate.graphql.errors import annotate
 from leadgate.graphql.mutation import Mutation
 from leadgate.graphql.query import Query
 from leadgate.graphql.scalars import DateTime
@@ -31,22 +35,66 @@ MAX_ALIASES: Final = 30
 
 
 class LeadgateSchema(strawberry.Schema):
+    """Strawberry's schema, running queries through compiled plans where it can."""
+
+    def __init__(self, *args: Any, compiled: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plans = PlanCache(self, tuple(_LIMIT_RULES)) if compiled else None
+
+    async def execute(  # noqa: PLR0917 - strawberry's signature
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        plan = self._plans.get(query, operation_name) if self._plans and query else None
+        if plan is not None and root_value is None:
+            try:
+                return ExecutionResult(
+                    data=await plan.run(context_value, variable_values), errors=None
+                )
+            except Exception:  # noqa: BLE001, S110 - strawberry reruns it and reports errors
+                pass
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Client errors are answered, not logged as failures; unexpected ones are logged
-        # (once, with the request id) where they are formatted.
-        del errors, execution_context
+        # Every error gets its code here, whatever transport then sends it; only unexpected
+        # ones are logged (with the request id), client errors are answered, not logged.
+        context = execution_context.context if execution_context else None
+        request_id = getattr(context, "request_id", "")
+        for error in errors:
+            annotate(error, request_id)
 
 
-def build_schema() -> strawberry.Schema:
+# The limits' rule classes are made once: the validation cache keys on the rule classes, so
+# classes made afresh per request (as QueryDepthLimiter(...) would) would defeat it.
+_LIMIT_RULES: Final[list[type[ASTValidationRule]]] = [
+    query_depth_limiter.create_validator(MAX_DEPTH, should_ignore=None),
+    max_aliases.create_validator(MAX_ALIASES),
+]
+
+
+def build_schema(*, compiled: bool = True) -> strawberry.Schema:
     # Factories: an extension is made per request; the parse and validation caches live at
     # module level in strawberry and so outlive each request.
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(_LIMIT_RULES),
     ]
     return LeadgateSchema(
         query=merge_types("Query", (Query, WebhookQuery)),
@@ -54,6 +102,7 @@ def build_schema() -> strawberry.Schema:
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=extensions,
+        compiled=compiled,
     )
 
 

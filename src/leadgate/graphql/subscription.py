@@ -10,7 +10,7 @@ from uuid import UUID
 import strawberry
 
 from leadgate.domain.errors import ValidationFailed
-from leadgate.domain.ids import parse_uuid
+from leadgate.domain.ids import parse_event_id, parse_uuid
 from leadgate.graphql.context import Info
 from leadgate.graphql.types import Lead, Stage
 from leadgate.services.event_feed import Delivery
@@ -57,9 +57,10 @@ def _optional_id(field: str, value: strawberry.ID | None) -> UUID | None:
 def _cursor(after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
-    if not after.isdigit() or len(after) > 19:
+    cursor = parse_event_id(after)
+    if cursor is None:
         raise ValidationFailed.single("after", "must be an event id")
-    return int(after)
+    return cursor
 
 
 @strawberry.type

@@ -204,7 +204,7 @@ class LeadPage:
     @classmethod
     def from_model(cls, page: models.LeadPage) -> LeadPage:
         return cls(
-            nodes=[Lead.from_model(lead) for lead in page.leads],
+            nodes=[Lead.from_record(record) for record in page.records],
             total=page.total,
             page=page.page,
             limit=page.limit,

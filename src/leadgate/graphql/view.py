@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from leadgate import keys
 from leadgate.domain.errors import BadRequest, Unauthenticated
 from leadgate.domain.models import Principal
 from leadgate.graphql.context import Context
-from leadgate.graphql.errors import format_error
+from leadgate.graphql.errors import annotate
 from leadgate.graphql.ide import render_graphiql
 from leadgate.middleware import graphql_error_body
 from leadgate.services.auth import Authenticator
@@ -38,6 +39,12 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
             # Strawberry answers malformed requests in plain text; ours speak the envelope.
             body = graphql_error_body(BadRequest(exc.reason), keys.request_id(request))
             return web.Response(body=body, status=exc.status_code, content_type="application/json")
+
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return parsed
 
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
@@ -90,7 +97,14 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
         response: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
             rid = keys.request_id(request)
-            response["errors"] = [format_error(e, rid) for e in result.errors]
+            errors: list[object] = []
+            for error in result.errors:
+                annotate(error, rid)
+                formatted: dict[str, Any] = dict(error.formatted)
+                # Cached validation errors are shared between requests: this request's id.
+                formatted["extensions"] = {**formatted.get("extensions", {}), "requestId": rid}
+                errors.append(formatted)
+            response["errors"] = errors
         extensions = {**(result.extensions or {}), **request.get(keys.GRAPHQL_EXTENSIONS, {})}
         if extensions:
             response["extensions"] = extensions
@@ -98,7 +112,11 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: graphql-transport-ws frames must be text frames.
-        return orjson.dumps(data).decode()
+        try:
+            return orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:
+            # A client's lone surrogate echoed in an error message: json escapes it.
+            return json.dumps(data)
 
 
 async def _authenticate(authenticator: Authenticator, authorization: object) -> Principal | None:

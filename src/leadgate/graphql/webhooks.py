@@ -8,7 +8,7 @@ from uuid import UUID
 import strawberry
 
 from leadgate.domain.errors import NotFound, ValidationFailed
-from leadgate.domain.ids import parse_uuid
+from leadgate.domain.ids import parse_event_id, parse_uuid
 from leadgate.events.sender import SendResult
 from leadgate.graphql.context import Info
 from leadgate.services.webhooks import DeliveryPage, EndpointWithSecret
@@ -23,9 +23,10 @@ def parse_endpoint_id(value: strawberry.ID) -> UUID:
 
 
 def parse_delivery_id(value: strawberry.ID) -> int:
-    if not value.isdigit() or len(value) > 18:
+    parsed = parse_event_id(value)  # the same shape: a bigserial
+    if parsed is None:
         raise NotFound("Webhook delivery not found")
-    return int(value)
+    return parsed
 
 
 @strawberry.type

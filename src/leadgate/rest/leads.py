@@ -12,7 +12,6 @@ from leadgate import keys
 from leadgate.domain import paging
 from leadgate.domain.errors import BadRequest, FieldError, Forbidden, NotFound, ValidationFailed
 from leadgate.domain.ids import parse_uuid
-from leadgate.domain.models import LeadRecord
 from leadgate.domain.representation import lead_document
 from leadgate.services.lead_writes import WriteContext, WriteResult
 
@@ -23,39 +22,34 @@ def json_response(body: dict[str, Any], *, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _int_param(request: web.Request, name: str, default: int, errors: list[FieldError]) -> int:
+def _int_param(request: web.Request, name: str, default: int) -> int | None:
+    """The integer parameter, its default when absent, or None when it is not an integer."""
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
         return int(raw)
     except ValueError:
-        errors.append(FieldError(name, "must be an integer"))
-        return default
+        return None
 
 
 @routes.get("/leads")
 async def list_leads(request: web.Request) -> web.Response:
-    errors: list[FieldError] = []
-    page = _int_param(request, "page", 1, errors)
-    limit = _int_param(request, "limit", 20, errors)
-    if errors:
+    page = _int_param(request, "page", 1)
+    limit = _int_param(request, "limit", 20)
+    errors = [
+        FieldError(n, "must be an integer")
+        for n, v in (("page", page), ("limit", limit))
+        if v is None
+    ]
+    errors += paging.page_errors(page=page, limit=limit)
+    if errors or page is None or limit is None:
         raise ValidationFailed(errors)
     query = paging.lead_query(page=page, limit=limit, search=request.query.get("search"))
     principal = keys.request_principal(request)
     reader = request.config_dict[keys.LEAD_READER]
     result = await reader.page(principal, query)
-    stages, advisors = await reader.relations(principal, result.leads)
-    data = [
-        lead_document(
-            LeadRecord(
-                lead=lead,
-                stage=stages[lead.stage_id],
-                advisor=advisors.get(lead.primary_advisor_id) if lead.primary_advisor_id else None,
-            )
-        )
-        for lead in result.leads
-    ]
+    data = [lead_document(record) for record in result.records]
     meta = {
         "total": result.total,
         "page": result.page,

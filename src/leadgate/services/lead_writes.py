@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 
 from leadgate.domain.errors import (
+    Conflict,
     FieldError,
     Forbidden,
     IdempotencyKeyInUse,
@@ -21,8 +22,9 @@ from leadgate.domain.errors import (
 from leadgate.domain.idempotency import checked_key, fingerprint
 from leadgate.domain.models import Lead, LeadRecord, Principal
 from leadgate.domain.representation import lead_document, stage_document
-from leadgate.domain.validation import API_NAMES, validate_create, validate_update
-from leadgate.store import catalog, events, idempotency, lead_writes, references
+from leadgate.domain.validation import API_NAMES, references, validate_create, validate_update
+from leadgate.store import catalog, events, idempotency, lead_writes
+from leadgate.store import references as refs
 
 CREATED: Final = 201
 OK: Final = 200
@@ -78,21 +80,25 @@ class LeadWriter:
             raise Forbidden()
         org = ctx.principal.organization_id
         key = checked_key(ctx.idempotency_key)
-        async with self._pool.acquire() as conn, conn.transaction():
-            if key is not None:
-                request_hash = fingerprint(operation, target, request)
-                stored = await idempotency.claim(
-                    conn, org, key, request_hash, ttl_seconds=self._ttl
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if key is not None:
+                    request_hash = fingerprint(operation, target, request)
+                    stored = await idempotency.claim(
+                        conn, org, key, request_hash, ttl_seconds=self._ttl
+                    )
+                    if stored is not None:
+                        return await self._replay(conn, org, stored, request_hash)
+                record = await action(conn)
+                body = orjson.dumps(
+                    {"data": lead_document(record), "meta": {"requestId": ctx.request_id}}
                 )
-                if stored is not None:
-                    return await self._replay(conn, org, stored, request_hash)
-            record = await action(conn)
-            body = orjson.dumps(
-                {"data": lead_document(record), "meta": {"requestId": ctx.request_id}}
-            )
-            if key is not None:
-                await idempotency.complete(conn, org, key, status, body)
-        return WriteResult(record=record, status=status, body=body)
+                if key is not None:
+                    await idempotency.complete(conn, org, key, status, body)
+            return WriteResult(record=record, status=status, body=body)
+        except asyncpg.LockNotAvailableError as exc:
+            # A row this write needs stayed locked past lock_timeout: answer, don't hang.
+            raise Conflict() from exc
 
     async def _replay(
         self,
@@ -118,12 +124,17 @@ class LeadWriter:
         return lead
 
     async def create(self, ctx: WriteContext, raw: object) -> WriteResult:
-        draft = validate_create(raw)
         org = ctx.principal.organization_id
+        try:
+            draft = validate_create(raw)
+        except ValidationFailed as invalid:
+            # Report unknown references together with the other failing fields.
+            missing = await self._missing_references(org, raw)
+            raise ValidationFailed([*invalid.fields, *missing]) from None
 
         async def action(conn: asyncpg.Connection) -> LeadRecord:
             if draft.stage_id or draft.advisor_id or draft.contact_id:
-                missing = await references.missing_references(
+                missing = await refs.missing_references(
                     conn,
                     org,
                     stage_id=draft.stage_id,
@@ -158,6 +169,23 @@ class LeadWriter:
             status=CREATED,
             action=action,
         )
+
+    async def _missing_references(self, org: UUID, raw: object) -> list[FieldError]:
+        named = references(raw)
+        if not named:
+            return []
+        async with self._pool.acquire() as conn:
+            missing = await refs.missing_references(
+                conn,
+                org,
+                stage_id=named.get("stageId"),
+                advisor_id=named.get("assignToAdvisorId"),
+                contact_id=named.get("contactId"),
+            )
+        fields = {"stage": "stageId", "advisor": "assignToAdvisorId", "contact": "contactId"}
+        return [
+            FieldError(fields[kind], f"no such {kind} in your organization") for kind in missing
+        ]
 
     async def update(self, ctx: WriteContext, lead_id: UUID, raw: object) -> WriteResult:
         values = validate_update(raw)
@@ -216,7 +244,7 @@ class LeadWriter:
             if current.primary_advisor_id == advisor_id:
                 return await self._current(conn, org, lead_id)
             _missing(
-                await references.missing_references(conn, org, advisor_id=advisor_id),
+                await refs.missing_references(conn, org, advisor_id=advisor_id),
                 {"advisor": "advisorId"},
             )
             record = await lead_writes.assign_lead(conn, org, lead_id, advisor_id)

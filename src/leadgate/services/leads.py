@@ -32,13 +32,6 @@ class LeadReader:
         async with self._pool.acquire() as conn:
             return await leads.leads_page(conn, principal.organization_id, query)
 
-    async def get(self, principal: Principal, lead_id: UUID) -> Lead:
-        async with self._pool.acquire() as conn:
-            lead = await leads.lead_by_id(conn, principal.organization_id, lead_id)
-        if lead is None:
-            raise NotFound("Lead not found")
-        return lead
-
     async def record(self, principal: Principal, lead_id: UUID) -> LeadRecord:
         """The lead with its stage and advisor, in one query."""
         async with self._pool.acquire() as conn:
@@ -80,18 +73,3 @@ class LeadReader:
     ) -> dict[UUID, Advisor]:
         async with self._pool.acquire() as conn:
             return await catalog.advisors_by_id(conn, principal.organization_id, ids)
-
-    async def relations(
-        self, principal: Principal, page: Sequence[Lead]
-    ) -> tuple[dict[UUID, Stage], dict[UUID, Advisor]]:
-        """The stages and advisors the given leads point at (two batched queries)."""
-        stage_ids = list({lead.stage_id for lead in page})
-        advisor_ids = list({a for lead in page if (a := lead.primary_advisor_id) is not None})
-        async with self._pool.acquire() as conn:
-            stages = await catalog.stages_by_id(conn, principal.organization_id, stage_ids)
-            advisors = (
-                await catalog.advisors_by_id(conn, principal.organization_id, advisor_ids)
-                if advisor_ids
-                else {}
-            )
-        return stages, advisors

@@ -7,23 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
-from leadgate.domain.models import Advisor, Lead, LeadRecord, Stage
-from leadgate.store.leads import LEAD_COLUMNS, lead_from_row
-
-# Appended to a CTE named `l` that yields lead rows: the same columns plus stage and advisor.
-_WITH_RELATIONS: Final = (
-    "SELECT"
-    + LEAD_COLUMNS
-    + """,
-    l.event_sequence, s.stage_key, s.stage_label, s.color, s.semantic_slot, s.position,
-    a.name AS advisor_name, a.email AS advisor_email
-FROM l
-JOIN pipeline_stages AS s
-    ON s.organization_id = l.organization_id AND s.id = l.stage_id
-LEFT JOIN advisors AS a
-    ON a.organization_id = l.organization_id AND a.id = l.primary_advisor_id
-"""
-)
+from leadgate.domain.models import Lead, LeadRecord
+from leadgate.store.leads import LEAD_COLUMNS, WITH_RELATIONS, lead_from_row, record_from_row
 
 LEAD_RECORD: Final = (
     """
@@ -34,7 +19,7 @@ WITH l AS (
       AND id = $2
 )
 """  # noqa: S608 - joins constants only
-    + _WITH_RELATIONS
+    + WITH_RELATIONS
 )
 
 # The lead row, locked until the transaction ends: concurrent writes to one lead queue here,
@@ -72,7 +57,7 @@ WITH l AS (
     RETURNING *
 )
 """  # noqa: S608 - joins constants only
-    + _WITH_RELATIONS
+    + WITH_RELATIONS
 )
 
 # Only the columns named in $3 change; the values come typed from jsonb_populate_record, so
@@ -100,7 +85,7 @@ WITH l AS (
     RETURNING t.*
 )
 """  # noqa: S608, E501 - joins constants only; one assignment a line reads best here
-    + _WITH_RELATIONS
+    + WITH_RELATIONS
 )
 
 MOVE_LEAD: Final = (
@@ -116,7 +101,7 @@ WITH l AS (
     RETURNING *
 )
 """  # noqa: S608 - joins constants only
-    + _WITH_RELATIONS
+    + WITH_RELATIONS
 )
 
 ASSIGN_LEAD: Final = (
@@ -131,26 +116,8 @@ WITH l AS (
     RETURNING *
 )
 """  # noqa: S608 - joins constants only
-    + _WITH_RELATIONS
+    + WITH_RELATIONS
 )
-
-
-def record_from_row(row: asyncpg.Record) -> LeadRecord:
-    lead = lead_from_row(row)
-    stage = Stage(
-        id=lead.stage_id,
-        stage_key=row["stage_key"],
-        stage_label=row["stage_label"],
-        color=row["color"],
-        semantic_slot=row["semantic_slot"],
-        position=row["position"],
-    )
-    advisor = (
-        Advisor(id=lead.primary_advisor_id, name=row["advisor_name"], email=row["advisor_email"])
-        if lead.primary_advisor_id is not None
-        else None
-    )
-    return LeadRecord(lead=lead, stage=stage, advisor=advisor, sequence=row["event_sequence"])
 
 
 async def lead_record(
@@ -211,7 +178,7 @@ WITH l AS (
         USING (organization_id, id)
 )
 """  # noqa: S608 - joins constants only
-    + _WITH_RELATIONS
+    + WITH_RELATIONS
 )
 
 

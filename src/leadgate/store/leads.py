@@ -8,7 +8,16 @@ from uuid import UUID
 
 import asyncpg
 
-from leadgate.domain.models import Lead, LeadPage, LeadPriority, LeadQuery, LeadSource
+from leadgate.domain.models import (
+    Advisor,
+    Lead,
+    LeadPage,
+    LeadPriority,
+    LeadQuery,
+    LeadRecord,
+    LeadSource,
+    Stage,
+)
 
 # One column list for every statement that returns leads, so the mapping below always fits.
 # Amounts travel as text: PostgreSQL's own rendering of the numeric, exactly as stored.
@@ -22,8 +31,24 @@ LEAD_COLUMNS: Final = """
     l.updated_at
 """
 
-# The page and its total in one round trip: the lateral join yields one all-NULL row (still
-# carrying the total) when the page is empty. Optional filters are `($n IS NULL OR ...)`: one
+# Appended to a CTE named `l` that yields lead rows: the same columns plus stage and advisor.
+WITH_RELATIONS: Final = (
+    "SELECT"
+    + LEAD_COLUMNS
+    + """,
+    l.event_sequence, s.stage_key, s.stage_label, s.color, s.semantic_slot, s.position,
+    a.name AS advisor_name, a.email AS advisor_email
+FROM l
+JOIN pipeline_stages AS s
+    ON s.organization_id = l.organization_id AND s.id = l.stage_id
+LEFT JOIN advisors AS a
+    ON a.organization_id = l.organization_id AND a.id = l.primary_advisor_id
+"""
+)
+
+# The page and its total in one round trip, each lead with its stage and advisor (so neither
+# needs a query of its own). The lateral join yields one all-NULL row (still carrying the
+# total) when the page is empty. Optional filters are `($n IS NULL OR ...)`: one
 # plan-cacheable statement for every combination. Search words arrive as an array and become
 # `'word':*` prefix terms in SQL, quoted by quote_literal, so no user text is ever parsed as
 # tsquery syntax.
@@ -44,22 +69,26 @@ FROM (
       AND ($7::text IS NULL OR l.source = $7)
 ) AS c
 LEFT JOIN LATERAL (
-    SELECT"""  # noqa: S608 - joins constants only, never user text
-    + LEAD_COLUMNS
-    + """    FROM leads AS l
-    WHERE l.organization_id = $1
-      AND ($2::text[] IS NULL OR l.search @@ (
-            SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' & '))
-            FROM unnest($2::text[]) AS t))
-      AND ($3::uuid IS NULL OR l.stage_id = $3)
-      AND ($4::text IS NULL OR l.priority = $4)
-      AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
-      AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
-      AND ($7::text IS NULL OR l.source = $7)
-    ORDER BY l.created_at DESC, l.id DESC
-    LIMIT $8
-    OFFSET $9
-) AS p ON true
+    WITH l AS (
+        SELECT *
+        FROM leads AS l
+        WHERE l.organization_id = $1
+          AND ($2::text[] IS NULL OR l.search @@ (
+                SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' & '))
+                FROM unnest($2::text[]) AS t))
+          AND ($3::uuid IS NULL OR l.stage_id = $3)
+          AND ($4::text IS NULL OR l.priority = $4)
+          AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
+          AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
+          AND ($7::text IS NULL OR l.source = $7)
+        ORDER BY l.created_at DESC, l.id DESC
+        LIMIT $8
+        OFFSET $9
+    )
+"""  # noqa: S608 - joins constants only, never user text
+    + WITH_RELATIONS
+    + """) AS p ON true
+ORDER BY p.created_at DESC, p.id DESC
 """
 )
 
@@ -124,12 +153,30 @@ def _page_args(organization_id: UUID, query: LeadQuery) -> list[object]:
     ]
 
 
+def record_from_row(row: asyncpg.Record) -> LeadRecord:
+    lead = lead_from_row(row)
+    stage = Stage(
+        id=lead.stage_id,
+        stage_key=row["stage_key"],
+        stage_label=row["stage_label"],
+        color=row["color"],
+        semantic_slot=row["semantic_slot"],
+        position=row["position"],
+    )
+    advisor = (
+        Advisor(id=lead.primary_advisor_id, name=row["advisor_name"], email=row["advisor_email"])
+        if lead.primary_advisor_id is not None
+        else None
+    )
+    return LeadRecord(lead=lead, stage=stage, advisor=advisor, sequence=row["event_sequence"])
+
+
 async def leads_page(conn: asyncpg.Connection, organization_id: UUID, query: LeadQuery) -> LeadPage:
     rows = await conn.fetch(
         LEADS_PAGE, *_page_args(organization_id, query), query.limit, query.offset
     )
     return LeadPage(
-        leads=[lead_from_row(r) for r in rows if r["id"] is not None],
+        records=[record_from_row(r) for r in rows if r["id"] is not None],
         total=rows[0]["total"],
         page=query.page,
         limit=query.limit,

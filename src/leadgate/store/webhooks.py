@@ -60,6 +60,9 @@ class ClaimedDelivery:
     url: str
     secret: str
     enabled: bool
+    # Until when this dispatcher holds it; a different value at settling time means someone
+    # asked for a redelivery meanwhile.
+    lease_until: datetime
 
 
 INSERT_ENDPOINT: Final = """
@@ -182,7 +185,8 @@ WHERE d.organization_id = due.organization_id
   AND e.id = d.event_id
   AND w.organization_id = d.organization_id
   AND w.id = d.endpoint_id
-RETURNING d.organization_id, d.id, d.attempt, d.event_id, e.type AS event_type,
+RETURNING d.organization_id, d.id, d.attempt, d.next_attempt_at AS lease_until,
+    d.event_id, e.type AS event_type,
     e.sequence AS event_sequence, e.payload AS event_payload, e.created_at AS event_created_at,
     w.id AS endpoint_id, w.url, w.secret, w.enabled
 """
@@ -193,11 +197,13 @@ INSERT INTO webhook_attempts
 VALUES ($1, $2, $3, $4, $5, $6)
 """
 
-# $3: 'succeeded', 'failed', or 'pending' to retry at $4.
+# $3: 'succeeded', 'failed', or 'pending' to retry at $4. A redelivery asked for while this
+# attempt was in flight moved next_attempt_at off the lease ($7): it stays pending, as asked.
 SETTLE: Final = """
 UPDATE webhook_deliveries
-SET status = $3,
-    next_attempt_at = coalesce($4, next_attempt_at),
+SET status = CASE WHEN next_attempt_at = $7 THEN $3 ELSE 'pending' END,
+    next_attempt_at = CASE WHEN next_attempt_at = $7
+        THEN coalesce($4, next_attempt_at) ELSE next_attempt_at END,
     response_status = $5,
     error = $6,
     delivered_at = CASE WHEN $3 = 'succeeded' THEN now() ELSE delivered_at END
@@ -338,6 +344,7 @@ async def claim_due(
             url=r["url"],
             secret=r["secret"],
             enabled=r["enabled"],
+            lease_until=r["lease_until"],
         )
         for r in rows
     ]
@@ -379,4 +386,5 @@ async def settle(
         retry_at,
         response_status,
         error,
+        claimed.lease_until,
     )

@@ -1,0 +1,362 @@
+"""Compiled queries: a validated query document becomes a plan that runs the same resolvers
+and serialisers as strawberry, without graphql-core's generic per-field machinery.
+
+graphql-core spends most of a list query's CPU on bookkeeping around each of its hundreds of
+fields (resolve info, paths, awaitable checks, a task per async field). A plan is made once
+per distinct document: the selection flattened per type, each field's resolver (strawberry's
+own, with its own argument conversion) or plain attribute, and its output type's serialiser.
+The schema stays the source of truth, and the plan only covers what it reproduces exactly:
+query operations without directives or abstract types. Anything else, and any error while a
+plan runs (a resolver raising, a non-null field that is null), goes to strawberry's executor,
+which produces the normal result and errors; queries read only, so running one again is
+harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import OrderedDict
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    parse,
+    specified_rules,
+)
+from graphql.error import GraphQLError
+from graphql.execution.values import get_argument_values, get_variable_values
+from strawberry.schema.schema import validate_document
+from strawberry.schema.schema_converter import get_arguments
+from strawberry.types.field import StrawberryField
+
+MAX_PLANS: Final = 512
+_DEFINITION: Final = "strawberry-definition"
+
+
+class NotCompilable(Exception):
+    """The document uses something a plan does not reproduce exactly."""
+
+
+class Fallback(Exception):
+    """Running the plan met an error: strawberry's executor must produce the response."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverInfo:
+    """What our resolvers read from `info`: the context (and the field's name)."""
+
+    context: Any
+    field_name: str
+
+
+@dataclass(slots=True)
+class FieldPlan:
+    key: str
+    name: str
+    graphql_type: GraphQLOutputType
+    definition: GraphQLField | None  # None for __typename
+    strawberry_field: StrawberryField | None
+    node: FieldNode
+    selection: ObjectPlan | None = None
+
+    @property
+    def resolved(self) -> bool:
+        return self.strawberry_field is not None and not self.strawberry_field.is_basic_field
+
+
+@dataclass(slots=True)
+class ObjectPlan:
+    type_name: str
+    fields: list[FieldPlan] = field(default_factory=list)
+    # No resolver anywhere below: complete synchronously, no coroutine per object.
+    synchronous: bool = True
+
+
+@dataclass(slots=True)
+class Plan:
+    schema: Any  # the strawberry schema (for argument conversion)
+    operation: OperationDefinitionNode
+    root: ObjectPlan
+
+    async def run(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
+        coerced = get_variable_values(
+            self.schema._schema, self.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            raise Fallback
+        runner = _Runner(self.schema, context, coerced)
+        result: dict[str, Any] = await runner.complete_object_async(self.root, None)
+        return result
+
+
+class _Runner:
+    __slots__ = ("context", "schema", "variables")
+
+    def __init__(self, schema: Any, context: Any, variables: Any) -> None:
+        self.schema = schema
+        self.context = context
+        self.variables = variables
+
+    def resolve(self, plan: FieldPlan, source: Any) -> Any:
+        sf, definition = plan.strawberry_field, plan.definition
+        if sf is None or definition is None:
+            raise Fallback
+        if sf.is_basic_field:
+            return getattr(source, sf.python_name)
+        raw = get_argument_values(definition, plan.node, self.variables)
+        info = ResolverInfo(context=self.context, field_name=plan.name)
+        args, kwargs = get_arguments(
+            field=sf,
+            source=source,
+            info=info,  # type: ignore[arg-type]
+            kwargs=raw,
+            config=self.schema.config,
+            scalar_registry=self.schema.schema_converter.scalar_registry,
+        )
+        return sf.get_result(source, info=info, args=args, kwargs=kwargs)  # type: ignore[arg-type]
+
+    def complete_object(self, plan: ObjectPlan, source: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in plan.fields:
+            if f.definition is None:
+                out[f.key] = plan.type_name
+            else:
+                out[f.key] = self.complete(f.graphql_type, self.resolve(f, source), f.selection)
+        return out
+
+    async def complete_object_async(self, plan: ObjectPlan, source: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        pending: list[tuple[str, Awaitable[Any]]] = []
+        for f in plan.fields:
+            if f.definition is None:
+                out[f.key] = plan.type_name
+                continue
+            value = self.resolve(f, source)
+            if inspect.isawaitable(value) or not _is_sync(f):
+                pending.append((f.key, self.complete_async(f, value)))
+                out[f.key] = None  # keeps the document's order; filled in below
+            else:
+                out[f.key] = self.complete(f.graphql_type, value, f.selection)
+        if pending:
+            # Started together, so sibling loaders batch into one query each.
+            values = await asyncio.gather(*(aw for _, aw in pending))
+            for (key, _), value in zip(pending, values, strict=True):
+                out[key] = value
+        return out
+
+    async def complete_async(self, f: FieldPlan, value: Any) -> Any:
+        if inspect.isawaitable(value):
+            value = await value
+        return await self.complete_value_async(f.graphql_type, value, f.selection)
+
+    async def complete_value_async(
+        self, gtype: GraphQLOutputType, value: Any, selection: ObjectPlan | None
+    ) -> Any:
+        if isinstance(gtype, GraphQLNonNull):
+            if value is None:
+                raise Fallback
+            return await self.complete_value_async(gtype.of_type, value, selection)
+        if value is None:
+            return None
+        if isinstance(gtype, GraphQLList):
+            items = list(value)
+            return list(
+                await asyncio.gather(
+                    *(self.complete_value_async(gtype.of_type, v, selection) for v in items)
+                )
+            )
+        if selection is not None:
+            if selection.synchronous:
+                return self.complete_object(selection, value)
+            return await self.complete_object_async(selection, value)
+        return _serialize(gtype, value)
+
+    def complete(self, gtype: GraphQLOutputType, value: Any, selection: ObjectPlan | None) -> Any:
+        if isinstance(gtype, GraphQLNonNull):
+            if value is None:
+                raise Fallback
+            return self.complete(gtype.of_type, value, selection)
+        if value is None:
+            return None
+        if isinstance(gtype, GraphQLList):
+            return [self.complete(gtype.of_type, v, selection) for v in value]
+        if selection is not None:
+            return self.complete_object(selection, value)
+        return _serialize(gtype, value)
+
+
+def _serialize(gtype: GraphQLOutputType, value: Any) -> Any:
+    if not isinstance(gtype, GraphQLScalarType | GraphQLEnumType):
+        raise Fallback
+    try:
+        serialized = gtype.serialize(value)
+    except (GraphQLError, TypeError, ValueError) as exc:
+        raise Fallback from exc
+    if serialized is None:
+        raise Fallback
+    return serialized
+
+
+def _is_sync(f: FieldPlan) -> bool:
+    return not f.resolved and (f.selection is None or f.selection.synchronous)
+
+
+def _named(gtype: GraphQLOutputType) -> Any:
+    while isinstance(gtype, GraphQLNonNull | GraphQLList):
+        gtype = gtype.of_type
+    return gtype
+
+
+class _Compiler:
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self.schema = schema
+        self.fragments = fragments
+
+    def collect(
+        self, parent: GraphQLObjectType, selections: Iterable[SelectionSetNode]
+    ) -> OrderedDict[str, list[FieldNode]]:
+        """Fields by response key, in document order, through fragments (graphql's
+        CollectFields, minus directives and abstract types, which are not compiled)."""
+        grouped: OrderedDict[str, list[FieldNode]] = OrderedDict()
+        for selection_set in selections:
+            self._collect_into(parent, selection_set, grouped)
+        return grouped
+
+    def _collect_into(
+        self,
+        parent: GraphQLObjectType,
+        selection_set: SelectionSetNode,
+        grouped: OrderedDict[str, list[FieldNode]],
+    ) -> None:
+        for node in selection_set.selections:
+            if node.directives:
+                raise NotCompilable("directives")
+            if isinstance(node, FieldNode):
+                key = node.alias.value if node.alias else node.name.value
+                grouped.setdefault(key, []).append(node)
+            elif isinstance(node, InlineFragmentNode):
+                condition = node.type_condition.name.value if node.type_condition else None
+                self._same_type(parent, condition)
+                self._collect_into(parent, node.selection_set, grouped)
+            elif isinstance(node, FragmentSpreadNode):
+                fragment = self.fragments[node.name.value]
+                if fragment.directives:
+                    raise NotCompilable("directives")
+                self._same_type(parent, fragment.type_condition.name.value)
+                self._collect_into(parent, fragment.selection_set, grouped)
+
+    @staticmethod
+    def _same_type(parent: GraphQLObjectType, condition: str | None) -> None:
+        if condition is not None and condition != parent.name:
+            raise NotCompilable("a fragment on another type")
+
+    def object_plan(
+        self, parent: GraphQLObjectType, selections: Iterable[SelectionSetNode]
+    ) -> ObjectPlan:
+        plan = ObjectPlan(type_name=parent.name)
+        for key, nodes in self.collect(parent, selections).items():
+            first = nodes[0]
+            name = first.name.value
+            if name == "__typename":
+                plan.fields.append(
+                    FieldPlan(key, name, parent, definition=None, strawberry_field=None, node=first)
+                )
+                continue
+            definition = parent.fields.get(name)
+            if definition is None:
+                raise NotCompilable(f"{parent.name}.{name}")
+            strawberry_field = definition.extensions.get(_DEFINITION)
+            if not isinstance(strawberry_field, StrawberryField):
+                raise NotCompilable(f"{parent.name}.{name} is not a strawberry field")
+            if strawberry_field.extensions or strawberry_field.permission_classes:
+                raise NotCompilable(f"{parent.name}.{name} has field extensions")
+            f = FieldPlan(key, name, definition.type, definition, strawberry_field, first)
+            named = _named(definition.type)
+            if isinstance(named, GraphQLObjectType):
+                f.selection = self.object_plan(
+                    named, [n.selection_set for n in nodes if n.selection_set]
+                )
+            elif not isinstance(named, GraphQLScalarType | GraphQLEnumType):
+                raise NotCompilable(f"{named} is abstract")
+            plan.synchronous = plan.synchronous and _is_sync(f)
+            plan.fields.append(f)
+        return plan
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is not None:
+        operations = [o for o in operations if o.name and o.name.value == name]
+    if len(operations) != 1:
+        raise NotCompilable("operation not determined")
+    return operations[0]
+
+
+def compile_query(
+    schema: Any, query: str, operation_name: str | None, rules: tuple[type[ASTValidationRule], ...]
+) -> Plan:
+    """A plan for a valid query document, or NotCompilable (strawberry then runs it)."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        raise NotCompilable("does not parse") from exc
+    if validate_document(schema._schema, document, (*specified_rules, *rules)):
+        raise NotCompilable("does not validate")
+    operation = _operation(document, operation_name)
+    if operation.operation is not OperationType.QUERY or operation.directives:
+        raise NotCompilable("not a plain query")
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    root_type = schema._schema.query_type
+    root = _Compiler(schema._schema, fragments).object_plan(root_type, [operation.selection_set])
+    return Plan(schema=schema, operation=operation, root=root)
+
+
+class PlanCache:
+    """Plans by (document, operation name); documents that do not compile are remembered."""
+
+    def __init__(
+        self,
+        schema: Any,
+        rules: tuple[type[ASTValidationRule], ...],
+        *,
+        size: int = MAX_PLANS,
+    ) -> None:
+        self._schema = schema
+        self._rules = rules
+        self._size = size
+        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+
+    def get(self, query: str, operation_name: str | None) -> Plan | None:
+        key = (query, operation_name)
+        if key in self._plans:
+            self._plans.move_to_end(key)
+            return self._plans[key]
+        try:
+            plan: Plan | None = compile_query(self._schema, query, operation_name, self._rules)
+        except NotCompilable:
+            plan = None
+        self._plans[key] = plan
+        if len(self._plans) > self._size:
+            self._plans.popitem(last=False)
+        return plan

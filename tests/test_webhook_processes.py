@@ -1,0 +1,446 @@
+"""Webhooks across real processes: `leadgate serve` gateways killed with SIGKILL and run side by
+side on one database, and the `leadgate webhook` commands.
+
+These run on a database of their own (created beside the session's on the same server): the
+session `server` runs a dispatcher too, and on the shared database it would deliver what the
+restarted gateway is meant to recover and join the dispatchers meant to be counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from uuid import UUID
+
+import aiohttp
+import asyncpg
+import pytest
+
+from leadgate.config import Settings
+from leadgate.db.migrate import migrate
+from leadgate.db.pool import create_pool
+from tests.databases import create_database, drop_database
+from tests.support import Api, Tenant, make_tenant
+from tests.webhook_receiver import Received, Receiver
+
+LEADGATE: Final = Path(sys.executable).with_name("leadgate")
+STARTUP_DEADLINE: Final = 30.0
+SHUTDOWN_DEADLINE: Final = 15.0
+COMMAND_TIMEOUT: Final = 60.0
+LEASE_SECONDS: Final = 3.0
+
+CREATE_ENDPOINT: Final = """
+mutation($url: String!, $types: [String!]!) {
+  createWebhookEndpoint(url: $url, eventTypes: $types) { endpoint { id } secret }
+}
+"""
+
+
+# --- a database, gateways and commands of our own -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def process_database_url(server_url: str) -> AsyncIterator[str]:
+    url = await create_database(server_url, prefix="leadgate_webhook_processes")
+    yield url
+    await drop_database(server_url, url)
+
+
+@pytest.fixture(scope="module")
+async def process_pool(process_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(Settings(database_url=process_database_url))
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def process_tenant(process_pool: asyncpg.Pool) -> Tenant:
+    return await make_tenant(process_pool, name="Process Lending")
+
+
+@pytest.fixture
+def gateway_env(process_database_url: str, process_pool: asyncpg.Pool) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": process_database_url,
+        "LEADGATE_ALLOW_INSECURE_WEBHOOKS": "1",
+        "LEADGATE_WEBHOOK_RETRY_SCHEDULE": "0.2,0.4,0.8",
+        "LEADGATE_WEBHOOK_LEASE": str(LEASE_SECONDS),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Gateway:
+    process: asyncio.subprocess.Process
+    base: str
+    log: Path
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no settling of what is in flight."""
+        self.process.send_signal(signal.SIGKILL)
+        assert await asyncio.wait_for(self.process.wait(), SHUTDOWN_DEADLINE) == -signal.SIGKILL
+
+
+async def wait_until_healthy(session: aiohttp.ClientSession, gateway: Gateway) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while True:
+        assert gateway.process.returncode is None, f"serve exited\n{gateway.log.read_text()}"
+        with contextlib.suppress(aiohttp.ClientConnectionError):
+            async with session.get(f"{gateway.base}/healthz") as resp:
+                if resp.status == 200:
+                    return
+        assert time.monotonic() < deadline, f"/healthz never answered\n{gateway.log.read_text()}"
+        await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def gateway(
+    session: aiohttp.ClientSession, env: Mapping[str, str], directory: Path, name: str
+) -> AsyncIterator[Gateway]:
+    """A healthy `leadgate serve` on a free port; stopped on the way out if still running."""
+    port = free_port()
+    log = directory / f"{name}.log"
+    with log.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            str(LEADGATE),
+            "serve",
+            "--port",
+            str(port),
+            env=dict(env),
+            cwd=directory,
+            stdout=log_file,
+            stderr=log_file,
+        )
+        try:
+            served = Gateway(process=process, base=f"http://127.0.0.1:{port}", log=log)
+            await wait_until_healthy(session, served)
+            yield served
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), SHUTDOWN_DEADLINE)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def ok(self) -> Completed:
+        assert self.returncode == 0, f"exit {self.returncode}\n{self.stdout}\n{self.stderr}"
+        return self
+
+
+async def leadgate(*args: str, env: Mapping[str, str]) -> Completed:
+    """Run the console script to completion and capture its output."""
+    process = await asyncio.create_subprocess_exec(
+        str(LEADGATE),
+        *args,
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
+    assert process.returncode is not None
+    return Completed(process.returncode, stdout.decode(), stderr.decode())
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+async def create_endpoint(api: Api, tenant: Tenant, url: str) -> str:
+    """A lead.created endpoint of `tenant`; its secret."""
+    status, body = await api.graphql(
+        tenant.write_key, CREATE_ENDPOINT, {"url": url, "types": ["lead.created"]}
+    )
+    assert status == 200, body
+    assert "errors" not in body, body
+    secret: str = body["data"]["createWebhookEndpoint"]["secret"]
+    return secret
+
+
+async def create_leads(apis: list[Api], tenant: Tenant, count: int) -> None:
+    """`count` leads over REST, spread over the gateways, a few at a time."""
+    running = asyncio.Semaphore(10)
+
+    async def one(i: int) -> None:
+        async with running:
+            status, body, _ = await apis[i % len(apis)].rest(
+                "POST", "/v1/leads", tenant.write_key, json={"businessName": f"Lead {i}"}
+            )
+        assert status == 201, body
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def event_ids(pool: asyncpg.Pool, tenant: Tenant) -> set[str]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id FROM lead_events WHERE organization_id = $1", tenant.id)
+    return {str(r["id"]) for r in rows}
+
+
+async def delivery_statuses(pool: asyncpg.Pool, tenant: Tenant) -> Counter[str]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT status FROM webhook_deliveries WHERE organization_id = $1", tenant.id
+        )
+    return Counter(r["status"] for r in rows)
+
+
+async def wait_until_all_succeeded(
+    pool: asyncpg.Pool, tenant: Tenant, count: int, *, within: float
+) -> None:
+    deadline = time.monotonic() + within
+    while (statuses := await delivery_statuses(pool, tenant)) != {"succeeded": count}:
+        assert time.monotonic() < deadline, f"deliveries after {within}s: {dict(statuses)}"
+        await asyncio.sleep(0.1)
+
+
+def assert_duplicates_are_the_same_message(requests: list[Received], secret: str) -> None:
+    """Every request is signed, names its event in body and header alike, and any request
+    repeated for a webhook-id carries the same event."""
+    by_id: dict[str, list[Received]] = {}
+    for request in requests:
+        assert request.verifies(secret), request.headers
+        assert request.json["id"] == request.webhook_id
+        by_id.setdefault(request.webhook_id, []).append(request)
+    for copies in by_id.values():
+        assert all(copy.json == copies[0].json for copy in copies), [c.json for c in copies]
+
+
+def local_tcp_ports(pid: int) -> set[int]:
+    """The local ports of `pid`'s TCP sockets (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target.removeprefix("socket:[").removesuffix("]"))
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+# --- kill -9 --------------------------------------------------------------------------------
+
+
+async def test_after_a_gateway_is_killed_mid_delivery_a_restarted_one_delivers_every_event(
+    process_pool: asyncpg.Pool,
+    process_tenant: Tenant,
+    gateway_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    events = 20
+    async with (
+        aiohttp.ClientSession() as session,
+        Receiver(delay=1.5) as receiver,  # slow: deliveries are in flight when the kill comes
+    ):
+        async with gateway(session, gateway_env, tmp_path, "first") as first:
+            api = Api(session=session, base=first.base)
+            secret = await create_endpoint(api, process_tenant, receiver.url)
+            await create_leads([api], process_tenant, events)
+            await receiver.wait_for_count(1)
+            await first.kill()
+        killed_at = time.monotonic()
+        async with process_pool.acquire() as conn:
+            in_flight = await conn.fetchval(
+                "SELECT count(*) FROM webhook_deliveries"
+                " WHERE organization_id = $1 AND status = 'pending' AND attempt > 0",
+                process_tenant.id,
+            )
+        assert in_flight >= 1, "the kill came after every claimed delivery was settled"
+
+        async with gateway(session, gateway_env, tmp_path, "second"):
+            await wait_until_all_succeeded(process_pool, process_tenant, events, within=30)
+
+        expected = await event_ids(process_pool, process_tenant)
+        assert len(expected) == events
+        assert set(receiver.ids()) == expected
+        assert_duplicates_are_the_same_message(receiver.requests, secret)
+        resent = {r.webhook_id for r in receiver.requests if r.arrived > killed_at}
+        before = {r.webhook_id for r in receiver.requests if r.arrived < killed_at}
+        assert before & resent, "no delivery in flight at the kill was sent again"
+
+
+# --- two dispatchers ------------------------------------------------------------------------
+
+
+async def test_two_dispatcher_processes_deliver_every_event_once_and_never_concurrently(
+    process_pool: asyncpg.Pool,
+    process_tenant: Tenant,
+    gateway_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    events = 200
+    async with (
+        aiohttp.ClientSession() as session,
+        Receiver(delay=0.05) as receiver,
+        gateway(session, gateway_env, tmp_path, "one") as one,
+        gateway(session, gateway_env, tmp_path, "two") as two,
+    ):
+        apis = [Api(session=session, base=g.base) for g in (one, two)]
+        secret = await create_endpoint(apis[0], process_tenant, receiver.url)
+
+        await create_leads(apis, process_tenant, events)
+
+        await wait_until_all_succeeded(process_pool, process_tenant, events, within=30)
+        ports = {g.process.pid: local_tcp_ports(g.process.pid) for g in (one, two)}
+
+    expected = await event_ids(process_pool, process_tenant)
+    assert receiver.overlaps == [], "one webhook-id was being delivered twice at once"
+    duplicates = {i: n for i, n in Counter(receiver.ids()).items() if n > 1}
+    assert duplicates == {}, f"{len(receiver.requests)} deliveries for {events} events"
+    assert set(receiver.ids()) == expected
+    assert_duplicates_are_the_same_message(receiver.requests, secret)
+    senders = Counter(
+        pid for r in receiver.requests for pid, owned in ports.items() if r.peer_port in owned
+    )
+    assert len(senders) == 2, f"deliveries per gateway process: {dict(senders)}"
+
+
+# --- the `leadgate webhook` commands --------------------------------------------------------
+
+
+async def webhook_add(env: Mapping[str, str], tenant: Tenant, *args: str) -> dict[str, Any]:
+    result = await leadgate("webhook", "add", "--org", str(tenant.id), *args, "--json", env=env)
+    record: dict[str, Any] = json.loads(result.ok().stdout)
+    return record
+
+
+async def test_webhook_add_prints_the_endpoint_and_its_secret_as_json(
+    gateway_env: dict[str, str], process_tenant: Tenant, process_pool: asyncpg.Pool
+) -> None:
+    record = await webhook_add(
+        gateway_env, process_tenant, "http://127.0.0.1:9/hook", "--events", "lead.created"
+    )
+
+    assert set(record) == {"id", "url", "eventTypes", "secret"}
+    assert record["url"] == "http://127.0.0.1:9/hook"
+    assert record["eventTypes"] == ["lead.created"]
+    assert record["secret"].startswith("whsec_")
+    async with process_pool.acquire() as conn:
+        stored = await conn.fetchrow(
+            "SELECT url, secret FROM webhook_endpoints WHERE organization_id = $1 AND id = $2",
+            process_tenant.id,
+            UUID(record["id"]),
+        )
+    assert stored is not None
+    assert (stored["url"], stored["secret"]) == (record["url"], record["secret"])
+
+
+async def test_webhook_add_subscribes_to_every_event_type_by_default(
+    gateway_env: dict[str, str], process_tenant: Tenant
+) -> None:
+    record = await webhook_add(gateway_env, process_tenant, "http://127.0.0.1:9/all")
+
+    assert sorted(record["eventTypes"]) == sorted(
+        ["lead.created", "lead.updated", "lead.status_changed", "lead.assigned"]
+    )
+
+
+async def test_webhook_list_shows_the_organizations_endpoints_without_secrets(
+    gateway_env: dict[str, str], process_tenant: Tenant
+) -> None:
+    added = await webhook_add(gateway_env, process_tenant, "http://127.0.0.1:9/listed")
+
+    text = (
+        await leadgate("webhook", "list", "--org", str(process_tenant.id), env=gateway_env)
+    ).ok()
+    as_json = await leadgate(
+        "webhook", "list", "--org", str(process_tenant.id), "--json", env=gateway_env
+    )
+
+    (line,) = text.stdout.splitlines()
+    assert line.split()[:2] == [added["id"], added["url"]]
+    assert "enabled" in line
+    assert added["secret"] not in text.stdout + as_json.ok().stdout
+    assert json.loads(as_json.stdout) == [
+        {
+            "id": added["id"],
+            "url": added["url"],
+            "eventTypes": added["eventTypes"],
+            "enabled": True,
+        }
+    ]
+
+
+async def test_webhook_rm_removes_the_endpoint(
+    gateway_env: dict[str, str], process_tenant: Tenant
+) -> None:
+    added = await webhook_add(gateway_env, process_tenant, "http://127.0.0.1:9/removed")
+    org = str(process_tenant.id)
+
+    removed = await leadgate("webhook", "rm", "--org", org, added["id"], env=gateway_env)
+
+    assert removed.ok().stdout.strip() == f"removed {added['id']}"
+    listed = await leadgate("webhook", "list", "--org", org, "--json", env=gateway_env)
+    assert json.loads(listed.ok().stdout) == []
+
+
+async def test_webhook_commands_only_touch_their_own_organization(
+    gateway_env: dict[str, str], process_tenant: Tenant, process_pool: asyncpg.Pool
+) -> None:
+    added = await webhook_add(gateway_env, process_tenant, "http://127.0.0.1:9/mine")
+    other = await make_tenant(process_pool, name="Other Process Lending")
+
+    listed = await leadgate("webhook", "list", "--org", str(other.id), "--json", env=gateway_env)
+    removed = await leadgate("webhook", "rm", "--org", str(other.id), added["id"], env=gateway_env)
+
+    assert json.loads(listed.ok().stdout) == []
+    assert removed.returncode == 1
+    assert removed.stderr.startswith("error: "), removed.stderr
+    assert "Traceback" not in removed.stderr
+    mine = await leadgate(
+        "webhook", "list", "--org", str(process_tenant.id), "--json", env=gateway_env
+    )
+    assert [e["id"] for e in json.loads(mine.ok().stdout)] == [added["id"]]
+
+
+async def test_webhook_add_refuses_plain_http_unless_insecure_webhooks_are_allowed(
+    gateway_env: dict[str, str], process_tenant: Tenant
+) -> None:
+    env = {k: v for k, v in gateway_env.items() if k != "LEADGATE_ALLOW_INSECURE_WEBHOOKS"}
+
+    result = await leadgate(
+        "webhook", "add", "--org", str(process_tenant.id), "http://127.0.0.1:9/hook", env=env
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    listed = await leadgate("webhook", "list", "--org", str(process_tenant.id), env=gateway_env)
+    assert listed.ok().stdout == ""
