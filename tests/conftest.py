@@ -54,6 +54,8 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         webhook_retry_schedule=(0.2, 0.4, 0.8),
         webhook_lease_seconds=5.0,
         webhook_timeout_seconds=2.0,
+        # CI runs the suite once through compiled query plans and once through strawberry.
+        compiled_queries=os.environ.get("LEADGATE_COMPILED_QUERIES", "1") != "0",
     )
 
 

@@ -21,7 +21,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from leadgate.graphql.compiled import PlanCache
+from leadgate.graphql.compiled import Plan, PlanCache
 from leadgate.graphql.errors import annotate
 from leadgate.graphql.mutation import Mutation
 from leadgate.graphql.query import Query
@@ -40,6 +40,8 @@ class LeadgateSchema(strawberry.Schema):
     def __init__(self, *args: Any, compiled: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plans = PlanCache(self, tuple(_LIMIT_RULES)) if compiled else None
+        # Plans that had to hand over to strawberry (an error while running): a metric.
+        self.fallbacks = 0
 
     async def execute(  # noqa: PLR0917 - strawberry's signature
         self,
@@ -51,14 +53,14 @@ class LeadgateSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        plan = self._plans.get(query, operation_name) if self._plans and query else None
+        plan = self.plan(query, operation_name) if query else None
         if plan is not None and root_value is None:
             try:
                 return ExecutionResult(
                     data=await plan.run(context_value, variable_values), errors=None
                 )
-            except Exception:  # noqa: BLE001, S110 - strawberry reruns it and reports errors
-                pass
+            except Exception:  # noqa: BLE001 - strawberry reruns it and reports the errors
+                self.fallbacks += 1
         return await super().execute(
             query,
             variable_values,
@@ -68,6 +70,10 @@ class LeadgateSchema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
+
+    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+        """The compiled plan of a document, or None when strawberry must run it."""
+        return self._plans.get(query, operation_name) if self._plans is not None else None
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
