@@ -32,7 +32,7 @@ from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool
 from tests.databases import create_database, drop_database
 from tests.support import Api, Tenant, make_tenant
-from tests.webhook_receiver import Received, Receiver
+from tests.webhook_receiver import Received, Receiver, Reply
 
 LEADGATE: Final = Path(sys.executable).with_name("leadgate")
 STARTUP_DEADLINE: Final = 30.0
@@ -40,6 +40,7 @@ SHUTDOWN_DEADLINE: Final = 15.0
 COMMAND_TIMEOUT: Final = 60.0
 LEASE_SECONDS: Final = 3.0
 
+REDELIVER: Final = "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { id } }"
 CREATE_ENDPOINT: Final = """
 mutation($url: String!, $types: [String!]!) {
   createWebhookEndpoint(url: $url, eventTypes: $types) { endpoint { id } secret }
@@ -114,35 +115,51 @@ async def wait_until_healthy(session: aiohttp.ClientSession, gateway: Gateway) -
 
 
 @contextlib.asynccontextmanager
+async def gateways(
+    session: aiohttp.ClientSession, env: Mapping[str, str], directory: Path, *names: str
+) -> AsyncIterator[list[Gateway]]:
+    """One healthy `leadgate serve` per name, each on a free port, started side by side;
+    stopped on the way out (SIGTERM, then SIGKILL) unless already dead."""
+    started: list[Gateway] = []
+    with contextlib.ExitStack() as logs:
+        try:
+            for name in names:
+                port, log = free_port(), directory / f"{name}.log"
+                log_file = logs.enter_context(log.open("wb"))
+                process = await asyncio.create_subprocess_exec(
+                    str(LEADGATE),
+                    "serve",
+                    "--port",
+                    str(port),
+                    env=dict(env),
+                    cwd=directory,
+                    stdout=log_file,
+                    stderr=log_file,
+                )
+                started.append(Gateway(process, f"http://127.0.0.1:{port}", log))
+            await asyncio.gather(*(wait_until_healthy(session, g) for g in started))
+            yield started
+        finally:
+            await asyncio.gather(*(stop(g.process) for g in started))
+
+
+@contextlib.asynccontextmanager
 async def gateway(
     session: aiohttp.ClientSession, env: Mapping[str, str], directory: Path, name: str
 ) -> AsyncIterator[Gateway]:
-    """A healthy `leadgate serve` on a free port; stopped on the way out if still running."""
-    port = free_port()
-    log = directory / f"{name}.log"
-    with log.open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            str(LEADGATE),
-            "serve",
-            "--port",
-            str(port),
-            env=dict(env),
-            cwd=directory,
-            stdout=log_file,
-            stderr=log_file,
-        )
-        try:
-            served = Gateway(process=process, base=f"http://127.0.0.1:{port}", log=log)
-            await wait_until_healthy(session, served)
-            yield served
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), SHUTDOWN_DEADLINE)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+    async with gateways(session, env, directory, name) as (one,):
+        yield one
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), SHUTDOWN_DEADLINE)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 @dataclass(frozen=True)
@@ -309,8 +326,7 @@ async def test_two_dispatcher_processes_deliver_every_event_once_and_never_concu
     async with (
         aiohttp.ClientSession() as session,
         Receiver(delay=0.05) as receiver,
-        gateway(session, gateway_env, tmp_path, "one") as one,
-        gateway(session, gateway_env, tmp_path, "two") as two,
+        gateways(session, gateway_env, tmp_path, "one", "two") as (one, two),
     ):
         apis = [Api(session=session, base=g.base) for g in (one, two)]
         secret = await create_endpoint(apis[0], process_tenant, receiver.url)
@@ -330,6 +346,41 @@ async def test_two_dispatcher_processes_deliver_every_event_once_and_never_concu
         pid for r in receiver.requests for pid, owned in ports.items() if r.peer_port in owned
     )
     assert len(senders) == 2, f"deliveries per gateway process: {dict(senders)}"
+
+
+async def test_redelivering_through_one_gateway_while_another_sends_never_overlaps(
+    process_pool: asyncpg.Pool,
+    process_tenant: Tenant,
+    gateway_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    hold = 2.0  # the first send is held this long; the lease (3 s) outlasts it
+    async with (
+        aiohttp.ClientSession() as session,
+        Receiver([Reply(200, delay=hold)]) as receiver,
+        gateways(session, gateway_env, tmp_path, "one", "two") as (one, two),
+    ):
+        secret = await create_endpoint(
+            Api(session=session, base=one.base), process_tenant, receiver.url
+        )
+        await create_leads([Api(session=session, base=one.base)], process_tenant, 1)
+        await receiver.wait_for_count(1)
+        async with process_pool.acquire() as conn:
+            delivery_id = await conn.fetchval(
+                "SELECT id FROM webhook_deliveries WHERE organization_id = $1", process_tenant.id
+            )
+
+        status, body = await Api(session=session, base=two.base).graphql(
+            process_tenant.write_key, REDELIVER, {"id": str(delivery_id)}
+        )
+
+        assert status == 200, body
+        assert "errors" not in body, body
+        first, again = await receiver.wait_for_count(2, within=15)
+    assert receiver.overlaps == [], "the redelivery was sent while the first send was held"
+    assert again.arrived >= first.arrived + hold
+    assert again.webhook_id == first.webhook_id
+    assert again.verifies(secret)
 
 
 # --- the `leadgate webhook` commands --------------------------------------------------------

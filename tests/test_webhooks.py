@@ -20,7 +20,7 @@ from typing import Any, Final, Protocol
 import asyncpg
 import pytest
 
-from tests.support import Api, Tenant, error_codes
+from tests.support import Api, Tenant, error_codes, make_tenant
 from tests.webhook_receiver import Receiver, Reply
 
 ALL_TYPES: Final = ["lead.created", "lead.updated", "lead.status_changed", "lead.assigned"]
@@ -94,6 +94,17 @@ class OpenReceiver(Protocol):
         default: int | Reply = 200,
         delay: float = 0.0,
     ) -> Awaitable[Receiver]: ...
+
+
+@pytest.fixture
+async def tenant(pool: asyncpg.Pool) -> Tenant:
+    """A fresh organization without leads: its only events are the ones a test makes."""
+    return await make_tenant(pool, name="Webhook Lending")
+
+
+@pytest.fixture
+async def other_tenant(pool: asyncpg.Pool) -> Tenant:
+    return await make_tenant(pool, name="Other Webhook Lending")
 
 
 @pytest.fixture

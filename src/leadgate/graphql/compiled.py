@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -68,19 +68,23 @@ class ResolverInfo:
     field_name: str
 
 
+Complete = Callable[[Any], Any]
+CompleteAsync = Callable[["_Runner", Any], Awaitable[Any]]
+
+
 @dataclass(slots=True)
 class FieldPlan:
     key: str
-    name: str
     graphql_type: GraphQLOutputType
     definition: GraphQLField | None  # None for __typename
     strawberry_field: StrawberryField | None
     node: FieldNode
     selection: ObjectPlan | None = None
-
-    @property
-    def resolved(self) -> bool:
-        return self.strawberry_field is not None and not self.strawberry_field.is_basic_field
+    # Decided once at compile time, so running a plan does no per-value type dispatch:
+    attribute: str | None = None  # a plain attribute (no resolver), read with getattr
+    resolved: bool = False  # a resolver runs (with converted arguments and `info`)
+    complete: Complete | None = None  # value → JSON, when that needs no awaiting
+    complete_async: CompleteAsync = field(default_factory=lambda: _unreachable)
 
 
 @dataclass(slots=True)
@@ -104,7 +108,7 @@ class Plan:
         if isinstance(coerced, list):
             raise Fallback
         runner = _Runner(self.schema, context, coerced)
-        result: dict[str, Any] = await runner.complete_object_async(self.root, None)
+        result: dict[str, Any] = await runner.complete_object(self.root, None)
         return result
 
 
@@ -120,10 +124,11 @@ class _Runner:
         sf, definition = plan.strawberry_field, plan.definition
         if sf is None or definition is None:
             raise Fallback
-        if sf.is_basic_field:
-            return getattr(source, sf.python_name)
         raw = get_argument_values(definition, plan.node, self.variables)
-        info = ResolverInfo(context=self.context, field_name=plan.name)
+        info = ResolverInfo(
+            context=self.context,
+            field_name=definition.ast_node.name.value if definition.ast_node else plan.key,
+        )
         args, kwargs = get_arguments(
             field=sf,
             source=source,
@@ -134,28 +139,22 @@ class _Runner:
         )
         return sf.get_result(source, info=info, args=args, kwargs=kwargs)  # type: ignore[arg-type]
 
-    def complete_object(self, plan: ObjectPlan, source: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in plan.fields:
-            if f.definition is None:
-                out[f.key] = plan.type_name
-            else:
-                out[f.key] = self.complete(f.graphql_type, self.resolve(f, source), f.selection)
-        return out
-
-    async def complete_object_async(self, plan: ObjectPlan, source: Any) -> dict[str, Any]:
+    async def complete_object(self, plan: ObjectPlan, source: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         pending: list[tuple[str, Awaitable[Any]]] = []
         for f in plan.fields:
-            if f.definition is None:
-                out[f.key] = plan.type_name
-                continue
-            value = self.resolve(f, source)
-            if inspect.isawaitable(value) or not _is_sync(f):
-                pending.append((f.key, self.complete_async(f, value)))
-                out[f.key] = None  # keeps the document's order; filled in below
+            if f.attribute is not None:
+                value = getattr(source, f.attribute)
+                if f.complete is not None:
+                    out[f.key] = f.complete(value)
+                    continue
+            elif f.resolved:
+                value = self.resolve(f, source)
             else:
-                out[f.key] = self.complete(f.graphql_type, value, f.selection)
+                out[f.key] = plan.type_name  # __typename
+                continue
+            pending.append((f.key, f.complete_async(self, value)))
+            out[f.key] = None  # keeps the document's order; filled in below
         if pending:
             # Started together, so sibling loaders batch into one query each.
             values = await asyncio.gather(*(aw for _, aw in pending))
@@ -163,61 +162,109 @@ class _Runner:
                 out[key] = value
         return out
 
-    async def complete_async(self, f: FieldPlan, value: Any) -> Any:
+
+async def _unreachable(_runner: _Runner, _value: Any) -> Any:
+    raise Fallback  # __typename is answered without completion
+
+
+def _serializer(gtype: GraphQLOutputType) -> Complete:
+    if not isinstance(gtype, GraphQLScalarType | GraphQLEnumType):
+        raise NotCompilable(f"{gtype} is abstract")
+    serialize = gtype.serialize
+    # Values graphql-core's own serialiser would return unchanged skip the call.
+    same = {"String": str, "Boolean": bool, "JSON": dict}.get(gtype.name)
+
+    def complete(value: Any) -> Any:
+        if value is None:
+            return None
+        if type(value) is same:
+            return value
+        try:
+            serialized = serialize(value)
+        except (GraphQLError, TypeError, ValueError) as exc:
+            raise Fallback from exc
+        if serialized is None:
+            raise Fallback
+        return serialized
+
+    return complete
+
+
+def _object_completer(plan: ObjectPlan) -> Complete:
+    """Completion of an object whose fields are all plain attributes (or __typename)."""
+    steps = [(f.key, f.attribute, f.complete) for f in plan.fields]
+    type_name = plan.type_name
+
+    def complete(source: Any) -> Any:
+        if source is None:
+            return None
+        return {
+            key: completer(getattr(source, attribute)) if completer and attribute else type_name
+            for key, attribute, completer in steps
+        }
+
+    return complete
+
+
+def sync_completer(gtype: GraphQLOutputType, selection: ObjectPlan | None) -> Complete:
+    if isinstance(gtype, GraphQLNonNull):
+        inner = sync_completer(gtype.of_type, selection)
+
+        def non_null(value: Any) -> Any:
+            if value is None:
+                raise Fallback
+            return inner(value)
+
+        return non_null
+    if isinstance(gtype, GraphQLList):
+        item = sync_completer(gtype.of_type, selection)
+        return lambda value: None if value is None else [item(v) for v in value]
+    if selection is not None:
+        return _object_completer(selection)
+    return _serializer(gtype)
+
+
+def async_completer(gtype: GraphQLOutputType, selection: ObjectPlan | None) -> CompleteAsync:
+    """Completion that may wait: an awaitable resolver result, or objects with resolvers."""
+    if isinstance(gtype, GraphQLNonNull):
+        inner = async_completer(gtype.of_type, selection)
+
+        async def non_null(runner: _Runner, value: Any) -> Any:
+            if inspect.isawaitable(value):
+                value = await value
+            if value is None:
+                raise Fallback
+            return await inner(runner, value)
+
+        return non_null
+    if isinstance(gtype, GraphQLList):
+        item = async_completer(gtype.of_type, selection)
+
+        async def each(runner: _Runner, value: Any) -> Any:
+            if inspect.isawaitable(value):
+                value = await value
+            if value is None:
+                return None
+            return list(await asyncio.gather(*(item(runner, v) for v in value)))
+
+        return each
+    if selection is not None and not selection.synchronous:
+        plan = selection
+
+        async def obj(runner: _Runner, value: Any) -> Any:
+            if inspect.isawaitable(value):
+                value = await value
+            return None if value is None else await runner.complete_object(plan, value)
+
+        return obj
+    done = sync_completer(gtype, selection)
+
+    async def leaf(_runner: _Runner, value: Any) -> Any:
         if inspect.isawaitable(value):
             value = await value
-        return await self.complete_value_async(f.graphql_type, value, f.selection)
+        return done(value)
 
-    async def complete_value_async(
-        self, gtype: GraphQLOutputType, value: Any, selection: ObjectPlan | None
-    ) -> Any:
-        if isinstance(gtype, GraphQLNonNull):
-            if value is None:
-                raise Fallback
-            return await self.complete_value_async(gtype.of_type, value, selection)
-        if value is None:
-            return None
-        if isinstance(gtype, GraphQLList):
-            items = list(value)
-            return list(
-                await asyncio.gather(
-                    *(self.complete_value_async(gtype.of_type, v, selection) for v in items)
-                )
-            )
-        if selection is not None:
-            if selection.synchronous:
-                return self.complete_object(selection, value)
-            return await self.complete_object_async(selection, value)
-        return _serialize(gtype, value)
-
-    def complete(self, gtype: GraphQLOutputType, value: Any, selection: ObjectPlan | None) -> Any:
-        if isinstance(gtype, GraphQLNonNull):
-            if value is None:
-                raise Fallback
-            return self.complete(gtype.of_type, value, selection)
-        if value is None:
-            return None
-        if isinstance(gtype, GraphQLList):
-            return [self.complete(gtype.of_type, v, selection) for v in value]
-        if selection is not None:
-            return self.complete_object(selection, value)
-        return _serialize(gtype, value)
-
-
-def _serialize(gtype: GraphQLOutputType, value: Any) -> Any:
-    if not isinstance(gtype, GraphQLScalarType | GraphQLEnumType):
-        raise Fallback
-    try:
-        serialized = gtype.serialize(value)
-    except (GraphQLError, TypeError, ValueError) as exc:
-        raise Fallback from exc
-    if serialized is None:
-        raise Fallback
-    return serialized
-
-
-def _is_sync(f: FieldPlan) -> bool:
-    return not f.resolved and (f.selection is None or f.selection.synchronous)
+    return leaf
 
 
 def _named(gtype: GraphQLOutputType) -> Any:
@@ -277,9 +324,7 @@ class _Compiler:
             first = nodes[0]
             name = first.name.value
             if name == "__typename":
-                plan.fields.append(
-                    FieldPlan(key, name, parent, definition=None, strawberry_field=None, node=first)
-                )
+                plan.fields.append(FieldPlan(key, parent, None, None, first))
                 continue
             definition = parent.fields.get(name)
             if definition is None:
@@ -289,7 +334,7 @@ class _Compiler:
                 raise NotCompilable(f"{parent.name}.{name} is not a strawberry field")
             if strawberry_field.extensions or strawberry_field.permission_classes:
                 raise NotCompilable(f"{parent.name}.{name} has field extensions")
-            f = FieldPlan(key, name, definition.type, definition, strawberry_field, first)
+            f = FieldPlan(key, definition.type, definition, strawberry_field, first)
             named = _named(definition.type)
             if isinstance(named, GraphQLObjectType):
                 f.selection = self.object_plan(
@@ -297,7 +342,15 @@ class _Compiler:
                 )
             elif not isinstance(named, GraphQLScalarType | GraphQLEnumType):
                 raise NotCompilable(f"{named} is abstract")
-            plan.synchronous = plan.synchronous and _is_sync(f)
+            if strawberry_field.is_basic_field:
+                f.attribute = strawberry_field.python_name
+            else:
+                f.resolved = True
+            synchronous = not f.resolved and (f.selection is None or f.selection.synchronous)
+            if synchronous:
+                f.complete = sync_completer(definition.type, f.selection)
+            f.complete_async = async_completer(definition.type, f.selection)
+            plan.synchronous = plan.synchronous and synchronous
             plan.fields.append(f)
         return plan
 
