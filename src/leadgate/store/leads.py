@@ -56,17 +56,24 @@ LEADS_PAGE: Final = (
     """
 SELECT c.total, p.*
 FROM (
-    SELECT count(*) AS total
-    FROM leads AS l
-    WHERE l.organization_id = $1
-      AND ($2::text[] IS NULL OR l.search @@ (
-            SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' & '))
-            FROM unnest($2::text[]) AS t))
-      AND ($3::uuid IS NULL OR l.stage_id = $3)
-      AND ($4::text IS NULL OR l.priority = $4)
-      AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
-      AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
-      AND ($7::text IS NULL OR l.source = $7)
+    -- Unfiltered, the organization's maintained total (sql/migrations/0002); filtered, a count.
+    SELECT CASE
+        WHEN $2::text[] IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
+             AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
+        THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
+        ELSE (
+            SELECT count(*)
+            FROM leads AS l
+            WHERE l.organization_id = $1
+              AND ($2::text[] IS NULL OR l.search @@ (
+                    SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' & '))
+                    FROM unnest($2::text[]) AS t))
+              AND ($3::uuid IS NULL OR l.stage_id = $3)
+              AND ($4::text IS NULL OR l.priority = $4)
+              AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
+              AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
+              AND ($7::text IS NULL OR l.source = $7))
+    END AS total
 ) AS c
 LEFT JOIN LATERAL (
     WITH l AS (
