@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import aiohttp
@@ -12,6 +12,42 @@ import asyncpg
 from leadgate.services import auth, demo_data
 from leadgate.services.organizations import create_organization
 from leadgate.store import catalog
+
+# Every attribute of a lead in the spec's REST shape ("Get a Lead" plus the fields it lists).
+REST_ATTRIBUTES: Final = frozenset(
+    {
+        "businessName",
+        "contactFirstName",
+        "contactLastName",
+        "email",
+        "phone",
+        "industry",
+        "monthlyRevenue",
+        "requestedAmount",
+        "source",
+        "priority",
+        "isDoNotCall",
+        "dncReason",
+        "dncAt",
+        "tags",
+        "customFields",
+        "externalIds",
+        "leadScore",
+        "stage",
+        "primaryAdvisorId",
+        "primaryAdvisorName",
+        "contactId",
+        "lastContactedAt",
+        "stageChangedAt",
+        "convertedAt",
+        "convertedAccountId",
+        "convertedContactId",
+        "importJobId",
+        "createdBy",
+        "createdAt",
+        "updatedAt",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -10,42 +10,8 @@ from typing import Any, Final
 import asyncpg
 import pytest
 
-from tests.support import Api, Tenant
+from tests.support import REST_ATTRIBUTES, Api, Tenant
 
-ATTRIBUTES: Final = frozenset(
-    {
-        "businessName",
-        "contactFirstName",
-        "contactLastName",
-        "email",
-        "phone",
-        "industry",
-        "monthlyRevenue",
-        "requestedAmount",
-        "source",
-        "priority",
-        "isDoNotCall",
-        "dncReason",
-        "dncAt",
-        "tags",
-        "customFields",
-        "externalIds",
-        "leadScore",
-        "stage",
-        "primaryAdvisorId",
-        "primaryAdvisorName",
-        "contactId",
-        "lastContactedAt",
-        "stageChangedAt",
-        "convertedAt",
-        "convertedAccountId",
-        "convertedContactId",
-        "importJobId",
-        "createdBy",
-        "createdAt",
-        "updatedAt",
-    }
-)
 STAGE_KEYS: Final = frozenset({"id", "stageKey", "stageLabel", "color", "semanticSlot"})
 SOURCES: Final = frozenset({"manual", "csv_import", "api", "web_form", "referral", "dialer"})
 PRIORITIES: Final = frozenset({"low", "normal", "high", "urgent"})
@@ -82,7 +48,7 @@ async def test_list_items_are_leads_with_exactly_the_specs_attributes(
         assert set(item) == {"id", "type", "attributes"}
         assert item["type"] == "lead"
         uuid.UUID(item["id"])
-        assert set(item["attributes"]) == ATTRIBUTES
+        assert set(item["attributes"]) == REST_ATTRIBUTES
         assert set(item["attributes"]["stage"]) == STAGE_KEYS
 
 
@@ -283,8 +249,8 @@ async def test_get_lead_with_unset_fields_renders_them_as_null(
 
     assert status == 200
     attributes = body["data"]["attributes"]
-    assert set(attributes) == ATTRIBUTES
-    nulls = ATTRIBUTES - {
+    assert set(attributes) == REST_ATTRIBUTES
+    nulls = REST_ATTRIBUTES - {
         "source",
         "priority",
         "isDoNotCall",

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from tests.support import Api, Tenant, error_codes
+from tests.support import REST_ATTRIBUTES, Api, Tenant, error_codes
 
 LEAD_FIELDS: Final = """
     id businessName contactFirstName contactLastName email phone industry monthlyRevenue
@@ -39,41 +39,6 @@ mutation ($id: ID!, $advisorId: ID) {{
 }}
 """
 HISTORY: Final = "query ($id: ID!) { lead(id: $id) { history { type sequence data } } }"
-# Every attribute of a lead in the spec's REST shape ("Get a Lead" plus the fields it lists).
-REST_ATTRIBUTES: Final = frozenset(
-    {
-        "businessName",
-        "contactFirstName",
-        "contactLastName",
-        "email",
-        "phone",
-        "industry",
-        "monthlyRevenue",
-        "requestedAmount",
-        "source",
-        "priority",
-        "isDoNotCall",
-        "dncReason",
-        "dncAt",
-        "tags",
-        "customFields",
-        "externalIds",
-        "leadScore",
-        "stage",
-        "primaryAdvisorId",
-        "primaryAdvisorName",
-        "contactId",
-        "lastContactedAt",
-        "stageChangedAt",
-        "convertedAt",
-        "convertedAccountId",
-        "convertedContactId",
-        "importJobId",
-        "createdBy",
-        "createdAt",
-        "updatedAt",
-    }
-)
 _ENUM_VALUES: Final = {
     "source": {"manual", "csv_import", "api", "web_form", "referral", "dialer"},
     "priority": {"low", "normal", "high", "urgent"},

@@ -28,31 +28,6 @@ def provided_fields(value: object) -> dict[str, Any]:
     return raw
 
 
-@strawberry.input(description="A new lead; every field is optional (spec: Create a Lead).")
-class CreateLeadInput:
-    business_name: str | None = strawberry.UNSET
-    contact_first_name: str | None = strawberry.UNSET
-    contact_last_name: str | None = strawberry.UNSET
-    email: str | None = strawberry.UNSET
-    phone: str | None = strawberry.UNSET
-    industry: str | None = strawberry.UNSET
-    monthly_revenue: str | None = strawberry.UNSET
-    requested_amount: str | None = strawberry.UNSET
-    source: LeadSource | None = strawberry.field(
-        default=strawberry.UNSET, description="Defaults to MANUAL"
-    )
-    priority: LeadPriority | None = strawberry.field(
-        default=strawberry.UNSET, description="Defaults to NORMAL"
-    )
-    stage_id: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET, description="Defaults to the first stage"
-    )
-    tags: list[str] | None = strawberry.UNSET
-    custom_fields: JSON | None = strawberry.UNSET
-    assign_to_advisor_id: strawberry.ID | None = strawberry.UNSET
-    contact_id: strawberry.ID | None = strawberry.UNSET
-
-
 @strawberry.input(
     description="Changes to a lead: a field left out is unchanged, a field set to null is "
     "cleared. The stage and advisor change through moveLead and assignLead."
@@ -69,3 +44,19 @@ class UpdateLeadInput:
     priority: LeadPriority | None = strawberry.UNSET
     tags: list[str] | None = strawberry.UNSET
     custom_fields: JSON | None = strawberry.UNSET
+
+
+# Creating takes every field an update takes, and the four an update may not change.
+@strawberry.input(description="A new lead; every field is optional (spec: Create a Lead).")
+class CreateLeadInput(UpdateLeadInput):
+    priority: LeadPriority | None = strawberry.field(
+        default=strawberry.UNSET, description="Defaults to NORMAL"
+    )
+    source: LeadSource | None = strawberry.field(
+        default=strawberry.UNSET, description="Defaults to MANUAL"
+    )
+    stage_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="Defaults to the first stage"
+    )
+    assign_to_advisor_id: strawberry.ID | None = strawberry.UNSET
+    contact_id: strawberry.ID | None = strawberry.UNSET

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
 
 import strawberry
 from graphql import FieldNode
 
-from leadgate.domain.errors import BadRequest, NotFound, ValidationFailed
-from leadgate.domain.ids import parse_uuid
+from leadgate.domain.errors import BadRequest
+from leadgate.graphql.arguments import optional_uuid_argument, target_id, uuid_argument
 from leadgate.graphql.context import Info
 from leadgate.graphql.inputs import CreateLeadInput, UpdateLeadInput, provided_fields
 from leadgate.graphql.types import Lead
@@ -49,20 +48,6 @@ def _lead(info: Info, result: WriteResult) -> Lead:
     return Lead.from_record(result.record)
 
 
-def _lead_id(value: strawberry.ID) -> UUID:
-    lead_id = parse_uuid(value)
-    if lead_id is None:
-        raise NotFound("Lead not found")
-    return lead_id
-
-
-def _reference(field: str, value: strawberry.ID) -> UUID:
-    parsed = parse_uuid(value)
-    if parsed is None:
-        raise ValidationFailed.single(field, "must be a UUID")
-    return parsed
-
-
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create a lead (→ lead.created).")
@@ -85,7 +70,9 @@ class Mutation:
         idempotency_key: IdempotencyKey = None,
     ) -> Lead:
         ctx = _write_context(info, idempotency_key)
-        result = await info.context.writer.update(ctx, _lead_id(id), provided_fields(input))
+        result = await info.context.writer.update(
+            ctx, target_id(id, "Lead"), provided_fields(input)
+        )
         return _lead(info, result)
 
     @strawberry.mutation(
@@ -99,8 +86,8 @@ class Mutation:
         idempotency_key: IdempotencyKey = None,
     ) -> Lead:
         ctx = _write_context(info, idempotency_key)
-        stage = _reference("stageId", stage_id)
-        result = await info.context.writer.move(ctx, _lead_id(id), stage)
+        stage = uuid_argument("stageId", stage_id)
+        result = await info.context.writer.move(ctx, target_id(id, "Lead"), stage)
         return _lead(info, result)
 
     @strawberry.mutation(description="Assign a lead to an advisor, or null to unassign.")
@@ -112,6 +99,6 @@ class Mutation:
         idempotency_key: IdempotencyKey = None,
     ) -> Lead:
         ctx = _write_context(info, idempotency_key)
-        advisor = _reference("advisorId", advisor_id) if advisor_id is not None else None
-        result = await info.context.writer.assign(ctx, _lead_id(id), advisor)
+        advisor = optional_uuid_argument("advisorId", advisor_id)
+        result = await info.context.writer.assign(ctx, target_id(id, "Lead"), advisor)
         return _lead(info, result)

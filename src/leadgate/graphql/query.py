@@ -5,8 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from leadgate.domain import models, paging
-from leadgate.domain.errors import FieldError, NotFound, ValidationFailed
+from leadgate.domain.errors import FieldError, ValidationFailed
 from leadgate.domain.ids import parse_uuid
+from leadgate.graphql.arguments import target_id
 from leadgate.graphql.context import Info
 from leadgate.graphql.types import (
     Advisor,
@@ -70,10 +71,8 @@ class Query:
 
     @strawberry.field(description="One lead; null with NOT_FOUND when it is not yours.")
     async def lead(self, info: Info, id: strawberry.ID) -> Lead | None:  # noqa: A002
-        lead_id = parse_uuid(id)
-        if lead_id is None:
-            raise NotFound("Lead not found")
         ctx = info.context
+        lead_id = target_id(id, "Lead")
         return Lead.from_record(await ctx.reader.record(ctx.principal, lead_id))
 
     @strawberry.field(

@@ -10,7 +10,8 @@ from uuid import UUID
 import strawberry
 
 from leadgate.domain.errors import ValidationFailed
-from leadgate.domain.ids import parse_event_id, parse_uuid
+from leadgate.domain.ids import parse_event_id
+from leadgate.graphql.arguments import optional_uuid_argument
 from leadgate.graphql.context import Info
 from leadgate.graphql.types import Lead, Stage
 from leadgate.services.event_feed import Delivery
@@ -45,15 +46,6 @@ class LeadStageChange:
         )
 
 
-def _optional_id(field: str, value: strawberry.ID | None) -> UUID | None:
-    if value is None:
-        return None
-    parsed = parse_uuid(value)
-    if parsed is None:
-        raise ValidationFailed.single(field, "must be a UUID")
-    return parsed
-
-
 def _cursor(after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
@@ -78,8 +70,8 @@ class Subscription:
         after: strawberry.ID | None = None,
     ) -> AsyncGenerator[LeadStageChange, None]:
         ctx = info.context
-        lead = _optional_id("leadId", lead_id)
-        stage = _optional_id("stageId", stage_id)
+        lead = optional_uuid_argument("leadId", lead_id)
+        stage = optional_uuid_argument("stageId", stage_id)
         cursor = _cursor(after)
         deliveries = ctx.feed.stream(
             ctx.principal, types=STATUS_CHANGED, lead_id=lead, after=cursor

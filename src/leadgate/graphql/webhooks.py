@@ -7,19 +7,17 @@ from uuid import UUID
 
 import strawberry
 
-from leadgate.domain.errors import NotFound, ValidationFailed
-from leadgate.domain.ids import parse_event_id, parse_uuid
+from leadgate.domain.errors import NotFound
+from leadgate.domain.ids import parse_event_id
 from leadgate.events.sender import SendResult
+from leadgate.graphql.arguments import optional_uuid_argument, target_id
 from leadgate.graphql.context import Info
 from leadgate.services.webhooks import DeliveryPage, EndpointWithSecret
 from leadgate.store import webhooks
 
 
 def parse_endpoint_id(value: strawberry.ID) -> UUID:
-    parsed = parse_uuid(value)
-    if parsed is None:
-        raise NotFound("Webhook endpoint not found")
-    return parsed
+    return target_id(value, "Webhook endpoint")
 
 
 def parse_delivery_id(value: strawberry.ID) -> int:
@@ -168,21 +166,12 @@ class WebhookQuery:
         ctx = info.context
         found = await ctx.webhooks.deliveries(
             ctx.principal,
-            endpoint_id=_endpoint_filter(endpoint_id),
+            endpoint_id=optional_uuid_argument("endpointId", endpoint_id),
             status=status,
             page=page,
             limit=limit,
         )
         return WebhookDeliveryPage.from_model(found)
-
-
-def _endpoint_filter(value: strawberry.ID | None) -> UUID | None:
-    if value is None:
-        return None
-    parsed = parse_uuid(value)
-    if parsed is None:
-        raise ValidationFailed.single("endpointId", "must be a UUID")
-    return parsed
 
 
 @strawberry.type
