@@ -159,6 +159,8 @@ CREATE TABLE webhook_deliveries (
     status text NOT NULL DEFAULT 'pending'
         CHECK (status IN ('pending', 'succeeded', 'failed')),
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    -- While a dispatcher sends it: no other dispatcher may claim it before then.
+    leased_until timestamptz,
     response_status integer,
     error text,
     delivered_at timestamptz,

@@ -141,7 +141,8 @@ async def _settle_heap(_app: web.Application) -> None:
     A request allocates thousands of short-lived objects (a page's leads, a subscription
     fan-out's payloads); the default generation-0 threshold of 700 then runs the collector
     many times per request (with collection off, a 1,000-subscriber fan-out measured about
-    half the CPU, see bench/SUBSCRIBERS.md). Objects alive at start-up (modules, schema) are frozen out of collection altogether.
+    half the CPU, see bench/SUBSCRIBERS.md). Objects alive at start-up (modules, schema) are
+    frozen out of collection altogether.
     """
     gc.collect()
     gc.freeze()

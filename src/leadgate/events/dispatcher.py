@@ -8,7 +8,6 @@ dispatcher died is picked up again when its lease ends (at least once, never los
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from datetime import UTC, datetime, timedelta
@@ -40,23 +39,53 @@ class Dispatcher:
         self._wake = asyncio.Event()
         # When the earliest retry this dispatcher scheduled falls due (event loop time).
         self._next_retry: float | None = None
-        self.sent = 0
 
     def wake(self) -> None:
         """New events were committed: look for due deliveries now rather than at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                handled = await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning("webhook dispatch round failed; retrying", exc_info=True)
-                handled = 0
-            if handled == 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_wait())
+        """Keep up to `webhook_concurrency` deliveries in flight, claiming more as each ends,
+        so one slow receiver never holds up the others."""
+        in_flight: set[asyncio.Task[None]] = set()
+        limit = self._settings.webhook_concurrency
+        try:
+            while True:
+                room = limit - len(in_flight)
+                claimed = await self._claim(room) if room > 0 else []
+                for delivery in claimed:
+                    task = asyncio.create_task(self._deliver(delivery))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if claimed and len(claimed) == room:
+                    continue  # more may be due: claim again as soon as there is room
+                await self._idle(in_flight)
+        finally:
+            for task in in_flight:
+                task.cancel()
+
+    async def _claim(self, room: int) -> list[ClaimedDelivery]:
+        try:
+            async with self._pool.acquire() as conn:
+                return await webhooks.claim_due(
+                    conn, limit=room, lease_seconds=self._settings.webhook_lease_seconds
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.warning("claiming webhook deliveries failed; retrying", exc_info=True)
+            return []
+
+    async def _idle(self, in_flight: set[asyncio.Task[None]]) -> None:
+        """Until a delivery ends, new events arrive, a retry falls due, or the poll interval."""
+        self._wake.clear()
+        woken = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait(
+                {woken, *in_flight},
+                timeout=self._idle_wait(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            woken.cancel()
 
     def _idle_wait(self) -> float:
         """Poll for other processes' work; wake early for a retry scheduled here."""
@@ -67,18 +96,14 @@ class Dispatcher:
             return IDLE_POLL_SECONDS
         return max(0.0, min(IDLE_POLL_SECONDS, self._next_retry - now))
 
-    async def run_once(self) -> int:
-        """Claim one batch of due deliveries and send them concurrently; return how many."""
-        async with self._pool.acquire() as conn:
-            claimed = await webhooks.claim_due(
-                conn,
-                limit=self._settings.webhook_concurrency,
-                lease_seconds=self._settings.webhook_lease_seconds,
-            )
-        await asyncio.gather(*(self._deliver(c) for c in claimed))
-        return len(claimed)
-
     async def _deliver(self, claimed: ClaimedDelivery) -> None:
+        try:
+            await self._attempt(claimed)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # Unrecorded, the attempt is retried once its lease ends: at least once, not lost.
+            log.warning("recording webhook delivery %s failed", claimed.id, exc_info=True)
+
+    async def _attempt(self, claimed: ClaimedDelivery) -> None:
         if not claimed.enabled:
             result = SendResult(None, "endpoint disabled", 0)
         else:
@@ -91,7 +116,6 @@ class Dispatcher:
                 time_limit=self._settings.webhook_timeout_seconds,
                 allow_loopback=self._settings.allow_insecure_webhooks,
             )
-        self.sent += 1
         await self._settle(claimed, result)
 
     async def _settle(self, claimed: ClaimedDelivery, result: SendResult) -> None:

@@ -60,9 +60,9 @@ class ClaimedDelivery:
     url: str
     secret: str
     enabled: bool
-    # Until when this dispatcher holds it; a different value at settling time means someone
-    # asked for a redelivery meanwhile.
-    lease_until: datetime
+    # When it was due as claimed; a different value at settling time means someone asked for
+    # a redelivery meanwhile.
+    due_at: datetime
 
 
 INSERT_ENDPOINT: Final = """
@@ -163,29 +163,30 @@ WHERE organization_id = $1
 RETURNING id
 """
 
-# Due deliveries are leased, not held: the lease (next_attempt_at in the future) is committed
-# at once, so no transaction stays open during the HTTP call, other dispatchers skip them, and
-# a dispatcher that dies mid-delivery only delays them until the lease ends.
+# Due deliveries are leased, not held: the lease is committed at once, so no transaction stays
+# open during the HTTP call, other dispatchers skip them (even if a redelivery makes them due
+# meanwhile), and a dispatcher that dies mid-delivery only delays them until the lease ends.
 CLAIM_DUE: Final = """
 WITH due AS (
     SELECT organization_id, id
     FROM webhook_deliveries
     WHERE status = 'pending'
       AND next_attempt_at <= now()
+      AND (leased_until IS NULL OR leased_until <= now())
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
 UPDATE webhook_deliveries AS d
 SET attempt = d.attempt + 1,
-    next_attempt_at = now() + make_interval(secs => $2)
+    leased_until = now() + make_interval(secs => $2)
 FROM due, lead_events AS e, webhook_endpoints AS w
 WHERE d.organization_id = due.organization_id
   AND d.id = due.id
   AND e.id = d.event_id
   AND w.organization_id = d.organization_id
   AND w.id = d.endpoint_id
-RETURNING d.organization_id, d.id, d.attempt, d.next_attempt_at AS lease_until,
+RETURNING d.organization_id, d.id, d.attempt, d.next_attempt_at AS due_at,
     d.event_id, e.type AS event_type,
     e.sequence AS event_sequence, e.payload AS event_payload, e.created_at AS event_created_at,
     w.id AS endpoint_id, w.url, w.secret, w.enabled
@@ -198,12 +199,14 @@ VALUES ($1, $2, $3, $4, $5, $6)
 """
 
 # $3: 'succeeded', 'failed', or 'pending' to retry at $4. A redelivery asked for while this
-# attempt was in flight moved next_attempt_at off the lease ($7): it stays pending, as asked.
+# attempt was in flight moved next_attempt_at off what was claimed ($7): it stays pending, as
+# asked, and goes out once this lease is released.
 SETTLE: Final = """
 UPDATE webhook_deliveries
 SET status = CASE WHEN next_attempt_at = $7 THEN $3 ELSE 'pending' END,
     next_attempt_at = CASE WHEN next_attempt_at = $7
         THEN coalesce($4, next_attempt_at) ELSE next_attempt_at END,
+    leased_until = NULL,
     response_status = $5,
     error = $6,
     delivered_at = CASE WHEN $3 = 'succeeded' THEN now() ELSE delivered_at END
@@ -344,7 +347,7 @@ async def claim_due(
             url=r["url"],
             secret=r["secret"],
             enabled=r["enabled"],
-            lease_until=r["lease_until"],
+            due_at=r["due_at"],
         )
         for r in rows
     ]
@@ -386,5 +389,5 @@ async def settle(
         retry_at,
         response_status,
         error,
-        claimed.lease_until,
+        claimed.due_at,
     )
