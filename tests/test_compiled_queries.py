@@ -138,3 +138,12 @@ def test_mutations_and_introspection_are_never_compiled() -> None:
 
     assert schema.plan('mutation { deleteWebhookEndpoint(id: "x") }', None) is None
     assert schema.plan("{ __schema { queryType { name } } }", None) is None
+
+
+def test_a_subscription_document_compiles_so_each_event_is_completed_once() -> None:
+    schema = build_schema(compiled=True)
+    assert isinstance(schema, LeadgateSchema)
+
+    document = "subscription { leadStageChanged { eventId lead { id } toStage { stageKey } } }"
+
+    assert schema.plan(document, None) is not None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -49,6 +49,7 @@ from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.field import StrawberryField
 
 MAX_PLANS: Final = 512
+MAX_COMPLETED_EVENTS: Final = 256
 _DEFINITION: Final = "strawberry-definition"
 
 
@@ -100,16 +101,49 @@ class Plan:
     schema: Any  # the strawberry schema (for argument conversion)
     operation: OperationDefinitionNode
     root: ObjectPlan
+    # A subscription's events, completed once per event for every subscriber of this
+    # document: fan-out to thousands then costs one completion, not thousands.
+    _completed_events: OrderedDict[tuple[Any, str], dict[str, Any]] = field(
+        default_factory=OrderedDict
+    )
 
-    async def run(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
+    def _runner(self, context: Any, variables: dict[str, Any] | None) -> _Runner:
         coerced = get_variable_values(
             self.schema._schema, self.operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):
             raise Fallback
-        runner = _Runner(self.schema, context, coerced)
-        result: dict[str, Any] = await runner.complete_object(self.root, None)
+        return _Runner(self.schema, context, coerced)
+
+    async def run(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
+        result: dict[str, Any] = await self._runner(context, variables).complete_object(
+            self.root, None
+        )
         return result
+
+    def open_stream(
+        self, context: Any, variables: dict[str, Any] | None
+    ) -> tuple[AsyncIterator[Any], Callable[[Any], Awaitable[dict[str, Any]]]]:
+        """A subscription's source stream, and how to complete each of its events."""
+        runner = self._runner(context, variables)
+        (root,) = self.root.fields
+        source = runner.resolve(root, None)
+        if not isinstance(source, AsyncIterator):
+            raise Fallback
+        variables_key = repr(sorted((variables or {}).items()))
+
+        async def complete(event: Any) -> dict[str, Any]:
+            key = (getattr(event, "event_id", None), variables_key)
+            if key[0] is not None and key in self._completed_events:
+                return self._completed_events[key]
+            data = {root.key: await root.complete_async(runner, event)}
+            if key[0] is not None:
+                self._completed_events[key] = data
+                if len(self._completed_events) > MAX_COMPLETED_EVENTS:
+                    self._completed_events.popitem(last=False)
+            return data
+
+        return source, complete
 
 
 class _Runner:
@@ -375,13 +409,16 @@ def compile_query(
     if validate_document(schema._schema, document, (*specified_rules, *rules)):
         raise NotCompilable("does not validate")
     operation = _operation(document, operation_name)
-    if operation.operation is not OperationType.QUERY or operation.directives:
-        raise NotCompilable("not a plain query")
+    if operation.directives or operation.operation is OperationType.MUTATION:
+        raise NotCompilable("not a plain query or subscription")
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    root_type = schema._schema.query_type
+    subscription = operation.operation is OperationType.SUBSCRIPTION
+    root_type = schema._schema.subscription_type if subscription else schema._schema.query_type
     root = _Compiler(schema._schema, fragments).object_plan(root_type, [operation.selection_set])
+    if subscription and (len(root.fields) != 1 or not root.fields[0].resolved):
+        raise NotCompilable("a subscription has one root field")
     return Plan(schema=schema, operation=operation, root=root)
 
 

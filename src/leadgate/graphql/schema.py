@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, Final
 
@@ -17,6 +17,7 @@ from strawberry.extensions import (
     query_depth_limiter,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -70,6 +71,59 @@ class LeadgateSchema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
+
+    async def stream(  # noqa: PLR0917 - strawberry's signature
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        plan = self.plan(query, operation_name) if query else None
+        allowed = allowed_operation_types or ()
+        if (
+            plan is not None
+            and root_value is None
+            and OperationType.SUBSCRIPTION in allowed
+            and plan.operation.operation.value == "subscription"
+        ):
+            try:
+                source, complete = plan.open_stream(context_value, variable_values)
+            except Exception:  # noqa: BLE001 - strawberry reruns it and reports the errors
+                self.fallbacks += 1
+            else:
+                return self._compiled_stream(source, complete, context_value)
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+
+    async def _compiled_stream(
+        self,
+        source: AsyncIterator[Any],
+        complete: Callable[[Any], Awaitable[dict[str, Any]]],
+        context: Any,
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        try:
+            async for event in source:
+                yield ExecutionResult(data=await complete(event), errors=None)
+        except Exception as exc:  # noqa: BLE001 - answered as strawberry answers it
+            # As graphql-core reports a source stream that fails: one result with the error.
+            error = GraphQLError(str(exc), original_error=exc)
+            annotate(error, getattr(context, "request_id", ""))
+            yield ExecutionResult(data=None, errors=[error])
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def plan(self, query: str, operation_name: str | None) -> Plan | None:
         """The compiled plan of a document, or None when strawberry must run it."""
