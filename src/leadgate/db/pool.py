@@ -56,6 +56,9 @@ async def create_pool(
         server_settings={
             "statement_timeout": str(settings.statement_timeout_ms),
             "lock_timeout": str(settings.lock_timeout_ms),
+            # Statements with optional filters (`$n IS NULL OR ...`) need a plan for the values
+            # at hand: a generic plan keeps every branch and misses the right index.
+            "plan_cache_mode": "force_custom_plan",
             "application_name": "leadgate",
         },
     )

@@ -48,26 +48,24 @@ LEFT JOIN advisors AS a
 
 # The page and its total in one round trip, each lead with its stage and advisor (so neither
 # needs a query of its own). The lateral join yields one all-NULL row (still carrying the
-# total) when the page is empty. Optional filters are `($n IS NULL OR ...)`: one
-# plan-cacheable statement for every combination. Search words arrive as an array and become
-# `'word':*` prefix terms in SQL, quoted by quote_literal, so no user text is ever parsed as
-# tsquery syntax.
+# total) when the page is empty. Optional filters are `($n IS NULL OR ...)`: one statement
+# for every combination, planned for the values at hand (the pool forces custom plans, so the
+# planner drops the filters not given and sees how rare a search term is). The search is a
+# tsquery built from plain words only (tsquery() below).
 LEADS_PAGE: Final = (
     """
 SELECT c.total, p.*
 FROM (
     -- Unfiltered, the organization's maintained total (sql/migrations/0002); filtered, a count.
     SELECT CASE
-        WHEN $2::text[] IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
+        WHEN $2::text IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
              AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
         THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
         ELSE (
             SELECT count(*)
             FROM leads AS l
             WHERE l.organization_id = $1
-              AND ($2::text[] IS NULL OR l.search @@ (
-                    SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' & '))
-                    FROM unnest($2::text[]) AS t))
+              AND ($2::text IS NULL OR l.search @@ to_tsquery('simple', $2))
               AND ($3::uuid IS NULL OR l.stage_id = $3)
               AND ($4::text IS NULL OR l.priority = $4)
               AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
@@ -80,9 +78,7 @@ LEFT JOIN LATERAL (
         SELECT *
         FROM leads AS l
         WHERE l.organization_id = $1
-          AND ($2::text[] IS NULL OR l.search @@ (
-                SELECT to_tsquery('simple', string_agg(quote_literal(t) || ':*', ' & '))
-                FROM unnest($2::text[]) AS t))
+          AND ($2::text IS NULL OR l.search @@ to_tsquery('simple', $2))
           AND ($3::uuid IS NULL OR l.stage_id = $3)
           AND ($4::text IS NULL OR l.priority = $4)
           AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
@@ -147,11 +143,25 @@ def lead_from_row(row: asyncpg.Record) -> Lead:
     )
 
 
+# The longest prefix indexed by search_prefixes (sql/migrations/0001_initial.sql).
+MAX_INDEXED_PREFIX: Final = 20
+
+
+def tsquery(terms: Sequence[str]) -> str | None:
+    """Every term as an indexed word or prefix: `'acm' & 'jan'`.
+
+    Terms hold only letters and digits (domain.paging.search_terms), so quoting them is safe:
+    this is a parameter value, never SQL. A one-letter term is the one true prefix search.
+    """
+    parts = [f"'{t[:MAX_INDEXED_PREFIX]}'" if len(t) > 1 else f"'{t}':*" for t in terms]
+    return " & ".join(parts) or None
+
+
 def _page_args(organization_id: UUID, query: LeadQuery) -> list[object]:
     f = query.filter
     return [
         organization_id,
-        list(query.search_terms) or None,
+        tsquery(query.search_terms),
         f.stage_id,
         f.priority.value if f.priority else None,
         f.advisor_id,
