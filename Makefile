@@ -33,3 +33,8 @@ fmt: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/leadgate export-schema > schema.graphql
+
+## bench: gateway vs a raw floor and PostGraphile on one database → bench/RESULTS.md
+##        (BENCH_ARGS=--quick for a smoke run, BENCH_ARGS=--leads=1000000 for the 1 M case)
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -132,7 +132,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         )
     app = create_app(settings)
     app.on_startup.append(_settle_heap)
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    # Access logging costs every request a formatted line; on with LEADGATE_ACCESS_LOG=1.
+    access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=access_log)
 
 
 async def _settle_heap(_app: web.Application) -> None:

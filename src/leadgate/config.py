@@ -27,6 +27,7 @@ class Settings:
     lock_timeout_ms: int = 2_000
     idempotency_ttl_seconds: float = 24 * 3600
     graphql_ws_legacy: bool = False
+    access_log: bool = False
     # Run queries through compiled plans (graphql/compiled.py); off = strawberry only.
     compiled_queries: bool = True
     # Webhooks: http and loopback targets only for local development (SSRF otherwise).
@@ -56,6 +57,7 @@ class Settings:
             lock_timeout_ms=int(env.get("LEADGATE_LOCK_TIMEOUT_MS", "2000")),
             graphql_ws_legacy=env.get("LEADGATE_GRAPHQL_WS_LEGACY", "") == "1",
             compiled_queries=env.get("LEADGATE_COMPILED_QUERIES", "1") != "0",
+            access_log=env.get("LEADGATE_ACCESS_LOG", "") == "1",
             allow_insecure_webhooks=env.get("LEADGATE_ALLOW_INSECURE_WEBHOOKS", "") == "1",
             webhook_retry_schedule=_seconds(env.get("LEADGATE_WEBHOOK_RETRY_SCHEDULE"))
             or DEFAULT_RETRY_SCHEDULE,

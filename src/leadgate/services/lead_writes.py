@@ -48,7 +48,16 @@ class WriteResult:
     replayed: bool = False
 
 
-Action = Callable[[asyncpg.Connection], Awaitable[LeadRecord]]
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a write did: the lead as it is now, and the event to record (None: nothing
+    changed, nothing to tell)."""
+
+    record: LeadRecord
+    event: tuple[str, dict[str, Any]] | None = None
+
+
+Action = Callable[[asyncpg.Connection], Awaitable[Change]]
 
 
 def _missing(kinds: set[str], fields: dict[str, str]) -> None:
@@ -89,12 +98,27 @@ class LeadWriter:
                     )
                     if stored is not None:
                         return await self._replay(conn, org, stored, request_hash)
-                record = await action(conn)
-                body = orjson.dumps(
-                    {"data": lead_document(record), "meta": {"requestId": ctx.request_id}}
-                )
-                if key is not None:
-                    await idempotency.complete(conn, org, key, status, body)
+                change = await action(conn)
+                record = change.record
+                document = lead_document(record)
+                body = orjson.dumps({"data": document, "meta": {"requestId": ctx.request_id}})
+                completion = (key, status, body) if key is not None else None
+                if change.event is not None:
+                    # The event and the stored response in one round trip: the write's locks
+                    # (its organization's event order, the lead total) are held until commit,
+                    # so every round trip saved lets the next write in sooner.
+                    event_type, extra = change.event
+                    await events.insert_event(
+                        conn,
+                        org,
+                        lead_id=record.lead.id,
+                        sequence=record.sequence,
+                        type=event_type,
+                        payload={"lead": document, **extra},
+                        completion=completion,
+                    )
+                elif completion is not None:
+                    await idempotency.complete(conn, org, *completion)
             return WriteResult(record=record, status=status, body=body)
         except asyncpg.LockNotAvailableError as exc:
             # A row this write needs stayed locked past lock_timeout: answer, don't hang.
@@ -132,7 +156,7 @@ class LeadWriter:
             missing = await self._missing_references(org, raw)
             raise ValidationFailed([*invalid.fields, *missing]) from None
 
-        async def action(conn: asyncpg.Connection) -> LeadRecord:
+        async def action(conn: asyncpg.Connection) -> Change:
             if draft.stage_id or draft.advisor_id or draft.contact_id:
                 missing = await refs.missing_references(
                     conn,
@@ -154,8 +178,7 @@ class LeadWriter:
                 contact_id=draft.contact_id,
                 created_by=ctx.principal.api_key_id,
             )
-            await self._event(conn, record, "lead.created", {})
-            return record
+            return Change(record, ("lead.created", {}))
 
         request = {
             "values": draft.values,
@@ -191,18 +214,17 @@ class LeadWriter:
         values = validate_update(raw)
         org = ctx.principal.organization_id
 
-        async def action(conn: asyncpg.Connection) -> LeadRecord:
+        async def action(conn: asyncpg.Connection) -> Change:
             current = await self._locked(conn, org, lead_id)
             changed = {c: v for c, v in values.items() if getattr(current, c) != v}
             if not changed:
-                return await self._current(conn, org, lead_id)
+                return Change(await self._current(conn, org, lead_id))
             record = await lead_writes.update_fields(conn, org, lead_id, changed)
             changes = {
                 API_NAMES[c]: {"from": getattr(current, c), "to": getattr(record.lead, c)}
                 for c in changed
             }
-            await self._event(conn, record, "lead.updated", {"changes": changes})
-            return record
+            return Change(record, ("lead.updated", {"changes": changes}))
 
         return await self._run(
             ctx, operation="lead.update", target=lead_id, request=values, status=OK, action=action
@@ -211,24 +233,24 @@ class LeadWriter:
     async def move(self, ctx: WriteContext, lead_id: UUID, stage_id: UUID) -> WriteResult:
         org = ctx.principal.organization_id
 
-        async def action(conn: asyncpg.Connection) -> LeadRecord:
+        async def action(conn: asyncpg.Connection) -> Change:
             current = await self._locked(conn, org, lead_id)
             if current.stage_id == stage_id:
-                return await self._current(conn, org, lead_id)
+                return Change(await self._current(conn, org, lead_id))
             stages = await catalog.stages_by_id(conn, org, [current.stage_id, stage_id])
             if stage_id not in stages:
                 raise ValidationFailed.single("stageId", "no such stage in your organization")
             record = await lead_writes.move_lead(conn, org, lead_id, stage_id)
-            await self._event(
-                conn,
+            return Change(
                 record,
-                "lead.status_changed",
-                {
-                    "previousStage": stage_document(stages[current.stage_id]),
-                    "stage": stage_document(record.stage),
-                },
+                (
+                    "lead.status_changed",
+                    {
+                        "previousStage": stage_document(stages[current.stage_id]),
+                        "stage": stage_document(record.stage),
+                    },
+                ),
             )
-            return record
 
         return await self._run(
             ctx, operation="lead.move", target=lead_id, request=stage_id, status=OK, action=action
@@ -239,27 +261,27 @@ class LeadWriter:
     ) -> WriteResult:
         org = ctx.principal.organization_id
 
-        async def action(conn: asyncpg.Connection) -> LeadRecord:
+        async def action(conn: asyncpg.Connection) -> Change:
             current = await self._locked(conn, org, lead_id)
             if current.primary_advisor_id == advisor_id:
-                return await self._current(conn, org, lead_id)
+                return Change(await self._current(conn, org, lead_id))
             _missing(
                 await refs.missing_references(conn, org, advisor_id=advisor_id),
                 {"advisor": "advisorId"},
             )
             record = await lead_writes.assign_lead(conn, org, lead_id, advisor_id)
-            await self._event(
-                conn,
+            return Change(
                 record,
-                "lead.assigned",
-                {
-                    "previousAdvisorId": str(current.primary_advisor_id)
-                    if current.primary_advisor_id
-                    else None,
-                    "advisorId": str(advisor_id) if advisor_id else None,
-                },
+                (
+                    "lead.assigned",
+                    {
+                        "previousAdvisorId": str(current.primary_advisor_id)
+                        if current.primary_advisor_id
+                        else None,
+                        "advisorId": str(advisor_id) if advisor_id else None,
+                    },
+                ),
             )
-            return record
 
         return await self._run(
             ctx,
@@ -275,16 +297,3 @@ class LeadWriter:
         if record is None:
             raise NotFound("Lead not found")
         return record
-
-    async def _event(
-        self, conn: asyncpg.Connection, record: LeadRecord, type_: str, extra: dict[str, Any]
-    ) -> int:
-        lead = record.lead
-        return await events.insert_event(
-            conn,
-            lead.organization_id,
-            lead_id=lead.id,
-            sequence=record.sequence,
-            type=type_,
-            payload={"lead": lead_document(record), **extra},
-        )

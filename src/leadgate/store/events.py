@@ -17,7 +17,7 @@ NOTIFY_CHANNEL: Final = "leadgate_events"
 #   `id > cursor` never skips one still in flight (DESIGN §6: a bigserial is assigned at
 #   insert, not at commit). Taken in the FROM clause, it is held before nextval assigns the id.
 # - pg_notify is transactional: listeners hear "<organization>:<id>" only once it commits.
-INSERT_EVENT: Final = """
+_EVENT_WITH_DELIVERIES: Final = """
 WITH e AS (
     INSERT INTO lead_events (organization_id, lead_id, sequence, type, payload)
     SELECT $1, $2, $3, $4, $5
@@ -32,10 +32,29 @@ deliveries AS (
         ON w.organization_id = e.organization_id
        AND w.enabled
        AND e.type = ANY (w.event_types)
-)
+)"""
+
+_NOTIFIED: Final = """
 SELECT id, pg_notify('leadgate_events', organization_id::text || ':' || id::text)
 FROM e
 """
+
+INSERT_EVENT: Final = _EVENT_WITH_DELIVERIES + _NOTIFIED
+
+# The same, also storing the write's idempotent response ($6 key, $7 status, $8 body).
+INSERT_EVENT_COMPLETING: Final = (
+    _EVENT_WITH_DELIVERIES  # noqa: S608 - joins constants only
+    + """,
+completed AS (
+    UPDATE idempotency_keys
+    SET state = 'done',
+        response_status = $7,
+        response = $8
+    WHERE organization_id = $1
+      AND key = $6
+)"""
+    + _NOTIFIED
+)
 
 EVENTS_AFTER: Final = """
 SELECT id, organization_id, lead_id, sequence, type, payload, created_at
@@ -84,10 +103,15 @@ async def insert_event(
     sequence: int,
     type: str,  # noqa: A002 - the event's own vocabulary
     payload: dict[str, Any],
+    completion: tuple[str, int, bytes] | None = None,
 ) -> int:
-    event_id: int = await conn.fetchval(
-        INSERT_EVENT, organization_id, lead_id, sequence, type, payload
-    )
+    """Record the event; with `completion` (key, status, body), complete that idempotency key
+    in the same statement."""
+    args = [organization_id, lead_id, sequence, type, payload]
+    if completion is None:
+        event_id: int = await conn.fetchval(INSERT_EVENT, *args)
+    else:
+        event_id = await conn.fetchval(INSERT_EVENT_COMPLETING, *args, *completion)
     return event_id
 
 

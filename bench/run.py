@@ -1,0 +1,352 @@
+"""`make bench`: leadgate side by side with a raw floor and PostGraphile, on one database.
+
+    .venv/bin/python bench/run.py [--leads N | --quick] [--rounds R] [--duration S]
+
+1. A throwaway PostgreSQL database: a fresh one on DATABASE_URL's server (dropped at the end),
+   or an embedded server in a temp LEADGATE_DATA_DIR (deleted at the end).
+2. `leadgate migrate`, two organizations with write keys (one read, one written to by
+   createLead so the read data never change), `leadgate demo-data`, VACUUM ANALYZE.
+3. Servers on that database: the gateway (`leadgate serve`), the floor (bench/floor.py) and an
+   A/A copy of it, PostGraphile 4.
+4. Checks that every target answers the same data, counts SQL statements per request from the
+   gateway's /metrics, then drives each workload with wrk: the reads, then the writes, each
+   with a warm-up and interleaved rounds; last, the searches again after the writes.
+5. Writes bench/RESULTS.md (bench/out/RESULTS-quick.md for --quick). Logs and raw wrk output
+   go to bench/out/<timestamp>/.
+
+Every process and the database are cleaned up however the run ends (Ctrl-C included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import signal
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import asyncpg
+import report
+from checks import check_answers, statements
+from fixture import Fixture, reset_moves, seed
+from loadgen import Case, Measurement, Series, Wrk
+from stack import (
+    ROOT,
+    VENV_BIN,
+    CpuMeter,
+    Database,
+    Server,
+    ensure_postgraphile,
+    ensure_wrk,
+    free_port,
+    leadgate,
+    say,
+    start_server,
+    throwaway_database,
+)
+from workloads import (
+    FLOOR,
+    FLOOR_COPY,
+    FLOOR_MAINTAINED,
+    GATEWAY,
+    POSTGRAPHILE,
+    build_cases,
+    write_bodies,
+)
+
+POOL_SIZE: Final = 8
+# Before each run, wait up to --quiet-wait seconds for other processes to use under
+# QUIET_LOAD cores over a QUIET_WINDOW (this machine may be shared with tests or profilers).
+QUIET_WINDOW: Final = 0.5
+QUIET_LOAD: Final = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    leads: int
+    rounds: int
+    seconds: int
+    warmup: int
+    connections: int
+    quiet_wait: int
+    out: Path
+    quick: bool
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--leads", type=int, default=100_000, help="demo leads (default 100,000)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 10,000 leads, 2 rounds of 3 s"
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="default 3 (2 with --quick)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per run (10)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up seconds (3)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
+    parser.add_argument(
+        "--quiet-wait",
+        type=int,
+        default=15,
+        help="seconds to wait before a run for other processes to calm down (15; 0: never)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="the report (bench/RESULTS.md)")
+    args = parser.parse_args(argv)
+    quick: bool = args.quick
+    return Options(
+        leads=10_000 if quick and args.leads == 100_000 else args.leads,
+        rounds=args.rounds or (2 if quick else 3),
+        seconds=max(1, args.duration or (3 if quick else 10)),
+        warmup=max(1, args.warmup or (1 if quick else 3)),
+        connections=args.connections,
+        quiet_wait=args.quiet_wait,
+        out=args.out or ROOT / "bench" / ("out/RESULTS-quick.md" if quick else "RESULTS.md"),
+        quick=quick,
+    )
+
+
+async def start_servers(
+    stack: contextlib.AsyncExitStack, db: Database, fixture: Fixture, log_dir: Path
+) -> dict[str, Server]:
+    gateway_port = free_port()
+    gateway_env = {
+        **db.env,
+        "LEADGATE_DISPATCHER": "0",
+        "LEADGATE_POOL_MIN": str(POOL_SIZE),
+        "LEADGATE_POOL_MAX": str(POOL_SIZE),
+    }
+    servers = {
+        GATEWAY: await start_server(
+            stack,
+            name=GATEWAY,
+            argv=leadgate("serve", "--port", str(gateway_port)),
+            env=gateway_env,
+            port=gateway_port,
+            ready_path="/readyz",
+            log_dir=log_dir,
+        )
+    }
+    floor_env = {**db.env, "DATABASE_URL": db.url, "BENCH_AUTHORIZATION": f"Bearer {fixture.key}"}
+    for name in (FLOOR, FLOOR_COPY):
+        port = free_port()
+        servers[name] = await start_server(
+            stack,
+            name=name,
+            argv=[
+                str(VENV_BIN / "python"),
+                str(ROOT / "bench" / "floor.py"),
+                "--port",
+                str(port),
+                "--org",
+                fixture.org,
+                "--write-org",
+                fixture.write_org,
+                "--pool-size",
+                str(POOL_SIZE),
+            ],
+            env=floor_env,
+            port=port,
+            ready_path="/healthz",
+            log_dir=log_dir,
+        )
+    port = free_port()
+    servers[POSTGRAPHILE] = await start_server(
+        stack,
+        name=POSTGRAPHILE,
+        argv=[
+            "node",
+            str(ensure_postgraphile()),
+            "--schema",
+            "public",
+            "--disable-default-mutations",
+            "--simple-collections",
+            "both",
+            "--dynamic-json",
+            "--disable-query-log",
+            "--disable-graphiql",
+            "--max-pool-size",
+            str(POOL_SIZE),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        # The connection string travels in DATABASE_URL (PostGraphile reads it like
+        # --connection), so a password never shows in the process list.
+        env={**db.env, "DATABASE_URL": db.url, "NODE_ENV": "production"},
+        port=port,
+        ready_path="/graphql",
+        ready_body=b'{"query":"{ __typename }"}',
+        log_dir=log_dir,
+    )
+    # The maintained-total floor is another endpoint of the floor's process.
+    servers[FLOOR_MAINTAINED] = servers[FLOOR]
+    return servers
+
+
+async def measure(
+    wrk: Wrk,
+    reads: list[list[Case]],
+    writes: list[list[Case]],
+    servers: dict[str, Server],
+    db: Database,
+    fixture: Fixture,
+    options: Options,
+    run: report.Run,
+) -> dict[Case, Series]:
+    series = {case: Series(case) for group in reads + writes for case in group}
+    meter = CpuMeter(list({s.pid for s in servers.values()}), db.postmaster_pid)
+
+    async def settle(case: Case, label: str) -> None:
+        """Wait (a little) for other work on the machine to calm down before a run."""
+        deadline = time.monotonic() + options.quiet_wait
+        while True:
+            before = meter.snapshot()
+            await asyncio.sleep(QUIET_WINDOW)
+            load = meter.snapshot().other_since(before) / QUIET_WINDOW
+            if load < QUIET_LOAD:
+                return
+            if time.monotonic() >= deadline:
+                if options.quiet_wait:
+                    run.busy_starts.append(f"{label} {case.workload} / {case.target}: {load:.2f}")
+                return
+
+    async def one(case: Case, seconds: int, label: str) -> Measurement:
+        if case.before == "reset-moves":
+            await reset_moves(db, fixture)
+        await settle(case, label)
+        server = servers[case.target]
+        cpu = server.cpu_seconds()
+        before = meter.snapshot()
+        result = await wrk.run(case, seconds, label)
+        used = server.cpu_seconds() - cpu
+        after = meter.snapshot()
+        if result.bad or result.socket_errors:
+            run.problems.append(
+                f"{label} {case.workload} / {case.target} c{case.connections}: {result.bad} bad "
+                f"responses, {result.socket_errors} socket errors of {result.requests}; first: "
+                f"`{result.sample[:200]}`"
+            )
+        return replace(
+            result,
+            server_cpu_s=used,
+            postgres_cpu_s=after.postgres - before.postgres,
+            other_cores=after.other_since(before) / result.seconds,
+        )
+
+    def show(case: Case, m: Measurement) -> None:
+        say(
+            f"  {case.workload:<15} {case.target:<15} c{case.connections:<3} "
+            f"{m.rps:8.1f} req/s  p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms  "
+            f"cpu {m.cpu_ms_per_request:5.2f} + pg {m.postgres_ms_per_request:5.2f} ms/req"
+            + (f"  other load {m.other_cores:.2f} cores" if m.other_cores >= 0.1 else "")
+            + (f"  BAD {m.bad}" if m.bad else "")
+        )
+
+    # Reads first, on the freshly vacuumed data; then the writes. Interleaved, writes would
+    # leave the reads of later rounds dead tuples and a growing GIN pending list to scan.
+    for phase, phase_groups in (("reads", reads), ("writes", writes)):
+        total = sum(len(g) for g in phase_groups)
+        say(f"{phase}: warm-up, {total} runs of {options.warmup:g}s")
+        for group in phase_groups:
+            for case in group:
+                await one(case, options.warmup, "warmup")
+        for r in range(options.rounds):
+            say(f"{phase}: round {r + 1}/{options.rounds}, {total} runs of {options.seconds:g}s")
+            for group in phase_groups:
+                shift = r % len(group)
+                for case in group[shift:] + group[:shift]:
+                    m = await one(case, options.seconds, f"round{r + 1}")
+                    series[case].rounds.append(m)
+                    show(case, m)
+
+    # What the writes left behind: search again (1 connection), then after a VACUUM.
+    singles = [
+        c for g in reads for c in g if c.workload.startswith("search") and c.connections == 1
+    ]
+    for when in ("after the writes", "after the writes + VACUUM"):
+        if when.endswith("VACUUM"):
+            conn = await asyncpg.connect(db.url)
+            try:
+                await conn.execute("VACUUM ANALYZE leads")
+            finally:
+                await conn.close()
+        say(f"search {when}")
+        for case in singles:
+            probe = replace(case, workload=f"{case.workload}, {when}")
+            m = await one(probe, options.seconds, "probe")
+            series[probe] = Series(probe, [m])
+            show(probe, m)
+    return series
+
+
+async def main(options: Options) -> Path:
+    # SIGTERM cancels like Ctrl-C does.
+    this = asyncio.current_task()
+    assert this is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
+    started = dt.datetime.now(dt.UTC)
+    log_dir = ROOT / "bench" / "out" / started.strftime("%Y%m%d-%H%M%S")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    say(f"logs and raw wrk output: {log_dir}")
+    wrk = Wrk(ensure_wrk(), log_dir / "wrk")
+    wrk.log_dir.mkdir()
+    ensure_postgraphile()
+    run = report.Run(started=started, options=dataclasses.asdict(options), log_dir=log_dir)
+    await report.collect_environment(run)
+    async with contextlib.AsyncExitStack() as stack:
+        db = await stack.enter_async_context(throwaway_database())
+        fixture = await seed(db, options.leads, run)
+        run.leads = options.leads
+        servers = await start_servers(stack, db, fixture, log_dir)
+        processes = {n: s for n, s in servers.items() if n != FLOOR_MAINTAINED}
+        for name, server in processes.items():
+            run.memory[name] = {"idle": server.memory_kib()}
+        meter = CpuMeter([s.pid for s in processes.values()], db.postmaster_pid)
+        before = meter.snapshot()
+        await asyncio.sleep(3)
+        quiet = meter.snapshot().other_since(before) / 3
+        say(f"other processes' load with the servers idle: {quiet:.2f} cores")
+        run.notes.append(
+            f"Before the load, with the servers idle, other processes used {quiet:.2f} cores."
+        )
+        bodies = write_bodies(fixture, log_dir / "bodies")
+        async with aiohttp.ClientSession() as http:
+            await check_answers(http, servers, fixture, run)
+            run.statements = await statements(http, db, servers, fixture)
+        say("statements per request: " + ", ".join(f"{k} {v:.2f}" for k, v in run.statements))
+        reads, writes = build_cases(servers, fixture, bodies, options.connections)
+        measured = await measure(wrk, reads, writes, servers, db, fixture, options, run)
+        run.series = list(measured.values())
+        for name, server in processes.items():
+            run.memory[name]["after load"] = server.memory_kib()
+            run.memory[name]["peak"] = server.memory_kib("VmHWM")
+    run.finished = dt.datetime.now(dt.UTC)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    options.out.write_text(report.render(run))
+    return options.out
+
+
+def entry() -> None:
+    options = parse_options()
+    try:
+        # asyncio.run turns Ctrl-C into cancelling main(): its exit stack stops every server
+        # and drops the database before KeyboardInterrupt comes out here.
+        out = asyncio.run(main(options))
+    except KeyboardInterrupt:
+        say("interrupted; everything the benchmark started was stopped")
+        sys.exit(130)
+    except asyncio.CancelledError:
+        say("terminated; everything the benchmark started was stopped")
+        sys.exit(143)
+    say(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+if __name__ == "__main__":
+    entry()

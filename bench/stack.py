@@ -1,0 +1,371 @@
+"""What the benchmark runs against: a throwaway database and the server processes.
+
+Everything started here is registered on an `contextlib.AsyncExitStack`, so it is stopped
+(and the database dropped or deleted) however the run ends: success, failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """A database for this run only: `url` for asyncpg and Node, `env` for leadgate commands."""
+
+    url: str
+    env: dict[str, str]
+    kind: str
+    # The embedded server's postmaster (its CPU is ours); None on DATABASE_URL's server.
+    postmaster_pid: int | None = None
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@contextlib.asynccontextmanager
+async def throwaway_database() -> AsyncIterator[Database]:
+    """DATABASE_URL's server with a fresh database, or an embedded server in a temp dir."""
+    base = dict(os.environ)
+    admin_url = base.pop("DATABASE_URL", "") or None
+    base.pop("LEADGATE_DATA_DIR", None)
+    if admin_url is not None:
+        name = f"leadgate_bench_{secrets.token_hex(4)}"
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')  # noqa: S608 - a hex name
+            say(f"created database {name} on DATABASE_URL's server")
+            url = _with_database(admin_url, name)
+            try:
+                yield Database(url=url, env={**base, "DATABASE_URL": url}, kind="DATABASE_URL")
+            finally:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                say(f"dropped database {name}")
+        finally:
+            await admin.close()
+        return
+
+    data_dir = _temp_dir()
+    try:
+        with _embedded_server(data_dir / "pg") as url:
+            env = {**base, "LEADGATE_DATA_DIR": str(data_dir)}
+            pid = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+            yield Database(url=url, env=env, kind="embedded, pgserver", postmaster_pid=pid)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _temp_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="leadgate-bench-"))
+    # The embedded server runs as its own system user when we are root: let it in.
+    path.chmod(0o755)
+    return path
+
+
+@contextlib.contextmanager
+def _embedded_server(pgdata: Path) -> Iterator[str]:
+    """Hold a handle on pgserver's server for the whole run (leadgate processes join it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+
+    server: Any = get_server(pgdata, cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+        _stop_postmaster(pgdata)
+
+
+def _stop_postmaster(pgdata: Path) -> None:
+    """pgserver keeps a server running while a handle's pid is listed, even a killed one's."""
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().split()[0])
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)  # fast shutdown
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+
+CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU time of one process so far (0 once it is gone), with that of its
+    children that have exited and been waited for when `reaped_children`.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3; utime, stime, cutime, cstime are 14 to 17.
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+class CpuMeter:
+    """How much CPU the rest of the machine used while we measured (another engineer's tests,
+    a profiler...): the machine's busy time minus our servers', PostgreSQL's, wrk's and ours.
+    """
+
+    def __init__(self, pids: list[int], postmaster: int | None) -> None:
+        self.pids = pids
+        self.postmaster = postmaster
+
+    def snapshot(self) -> CpuSample:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        busy = (sum(values) - values[3] - values[4]) / CLOCK_TICKS
+        postgres = 0.0
+        if self.postmaster is not None:
+            # Backends and autovacuum workers come and go: a finished one's time is in the
+            # postmaster's cutime/cstime.
+            postgres = process_cpu_seconds(self.postmaster, reaped_children=True) + sum(
+                process_cpu_seconds(pid) for pid in _children(self.postmaster)
+            )
+        ours = postgres + sum(process_cpu_seconds(pid) for pid in self.pids)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            ours += usage.ru_utime + usage.ru_stime
+        return CpuSample(busy=busy, ours=ours, postgres=postgres)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    """CPU seconds so far: the machine's busy time, the benchmark's share, PostgreSQL's."""
+
+    busy: float
+    ours: float
+    postgres: float
+
+    def other_since(self, before: CpuSample) -> float:
+        return max(0.0, (self.busy - before.busy) - (self.ours - before.ours))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(slots=True)
+class Server:
+    """A server process started by the benchmark, in its own session (own process group)."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def memory_kib(self, field: str = "VmRSS") -> int | None:
+        """VmRSS (or VmHWM, the peak) of the server process, from /proc/<pid>/status."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        return None
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+async def start_server(
+    stack: contextlib.AsyncExitStack,
+    *,
+    name: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    port: int,
+    ready_path: str,
+    log_dir: Path,
+    cwd: Path = ROOT,
+    ready_body: bytes | None = None,
+) -> Server:
+    """Start `argv`, registered for stopping on `stack`; return once `ready_path` answers 200."""
+    server = _spawn(name, argv, env, port, cwd, log_dir)
+    stack.callback(server.stop)
+    await _wait_ready(server, ready_path, ready_body)
+    say(f"{name} ready on port {port} (pid {server.pid})")
+    return server
+
+
+def _spawn(
+    name: str, argv: list[str], env: Mapping[str, str], port: int, cwd: Path, log_dir: Path
+) -> Server:
+    log_path = log_dir / f"{name.replace(' ', '-').replace('/', '-')}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own commands
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Server(name=name, port=port, process=process, log_path=log_path)
+
+
+async def _wait_ready(server: Server, path: str, body: bytes | None, within: float = 90) -> None:
+    deadline = time.monotonic() + within
+    url = server.base_url + path
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(
+                    f"{server.name} exited with {server.process.returncode}; "
+                    f"see {server.log_path}:\n{_tail(server.log_path)}"
+                )
+            try:
+                if body is None:
+                    response = await http.get(url)
+                else:
+                    response = await http.post(
+                        url, data=body, headers={"Content-Type": "application/json"}
+                    )
+                async with response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{server.name} not ready after {within:.0f}s; see {server.log_path}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+async def run_command(argv: list[str], env: Mapping[str, str], *, cwd: Path = ROOT) -> str:
+    """Run a short command to completion; its stdout, or an error with its output."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv[:3])} … failed ({process.returncode}):\n"
+            f"{out.decode(errors='replace')}{err.decode(errors='replace')}"
+        )
+    return out.decode()
+
+
+def leadgate(*args: str) -> list[str]:
+    return [str(VENV_BIN / "leadgate"), *args]
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian; installed with apt-get when missing (this machine runs as root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    say("wrk is missing: apt-get install -y wrk")
+    apt = ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(apt, check=False).returncode != 0:  # noqa: S603
+        subprocess.run(["apt-get", "update", "-q"], check=True)  # noqa: S607
+        subprocess.run(apt, check=True)  # noqa: S603
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is not installed and apt-get could not install it")
+    return found
+
+
+POSTGRAPHILE_DIR = ROOT / "bench" / "postgraphile"
+
+
+def ensure_postgraphile() -> Path:
+    """PostGraphile 4 from npm, pinned by bench/postgraphile/package-lock.json."""
+    cli = POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "cli.js"
+    if not cli.exists():
+        say("installing PostGraphile 4 (npm ci in bench/postgraphile)")
+        subprocess.run(  # noqa: S603
+            ["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607
+            cwd=POSTGRAPHILE_DIR,
+            check=True,
+        )
+    return cli

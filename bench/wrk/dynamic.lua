@@ -1,0 +1,79 @@
+-- A different POST body for each request.
+-- wrk -s dynamic.lua URL -- lines BODIES_FILE [AUTHORIZATION]
+--   cycles through the file's lines, one JSON body a line (lead ids, alternating moves);
+-- wrk -s dynamic.lua URL -- counter TEMPLATE_FILE [AUTHORIZATION] PREFIX
+--   replaces @KEY@ in the template with PREFIX-<thread>-<n>: a fresh idempotency key each time.
+-- A response counts as bad unless it is a 200 without a top-level GraphQL "errors" key.
+local threads = {}
+local counter = 0
+local bodies, head, tail, prefix, headers
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+
+function init(args)
+  mode = args[1]
+  headers = {["Content-Type"] = "application/json"}
+  if args[3] and args[3] ~= "" then
+    headers["Authorization"] = args[3]
+  end
+  if mode == "lines" then
+    bodies = {}
+    for line in io.lines(args[2]) do
+      if line ~= "" then table.insert(bodies, line) end
+    end
+  else
+    local file = assert(io.open(args[2], "rb"))
+    local template = file:read("*a")
+    file:close()
+    local at = assert(string.find(template, "@KEY@", 1, true))
+    head, tail = string.sub(template, 1, at - 1), string.sub(template, at + 5)
+    prefix = args[4] .. "-" .. tid .. "-"
+  end
+  bad = 0
+  sample = ""
+end
+
+function request()
+  counter = counter + 1
+  local body
+  if mode == "lines" then
+    body = bodies[(counter - 1) % #bodies + 1]
+  else
+    body = head .. prefix .. counter .. tail
+  end
+  return wrk.format("POST", nil, headers, body)
+end
+
+function response(status, headers, body)
+  if status ~= 200 or string.find(body, '"errors":', 1, true) then
+    bad = bad + 1
+    if sample == "" then sample = string.sub(body, 1, 300) end
+  end
+end
+
+-- A body excerpt as the inside of a JSON string.
+function json_string(text)
+  text = string.gsub(text, "%c", " ")
+  text = string.gsub(text, "\\", "\\\\")
+  return (string.gsub(text, '"', '\\"'))
+end
+
+function done(summary, latency, requests)
+  local bad_total, first = 0, ""
+  for _, thread in ipairs(threads) do
+    bad_total = bad_total + thread:get("bad")
+    if first == "" then first = thread:get("sample") end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"max_us":%d,"mean_us":%.1f,"socket_errors":%d,"status_errors":%d,"bad":%d,' ..
+    '"sample":"%s"}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, latency.mean,
+    e.connect + e.read + e.write + e.timeout, e.status, bad_total,
+    json_string(first)))
+end
