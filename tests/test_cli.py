@@ -13,8 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -27,57 +25,18 @@ import aiohttp
 import asyncpg
 import pytest
 
+from tests.processes import LEADGATE, Completed, free_port, leadgate
 from tests.support import Api, error_codes
 
-LEADGATE = Path(sys.executable).with_name("leadgate")
 COMMANDS = ("serve", "migrate", "org", "api-key", "demo-data", "export-schema")
 DEFAULT_STAGE_KEYS = ["new_lead", "contacted", "qualified", "application", "funded", "lost"]
 STAGES_QUERY = "{ stages { stageKey } }"
 LEADS_QUERY = (
     "{ leads(limit:5){ total nodes { businessName stage { stageKey } primaryAdvisor { name } } } }"
 )
-COMMAND_TIMEOUT = 60.0
 REVOCATION_DEADLINE = 5.0
 STARTUP_DEADLINE = 45.0
 SHUTDOWN_DEADLINE = 15.0
-
-
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def ok(self) -> Completed:
-        assert self.returncode == 0, f"exit {self.returncode}\n{self.stdout}\n{self.stderr}"
-        return self
-
-
-async def leadgate(*args: str, env: Mapping[str, str], cwd: Path | None = None) -> Completed:
-    """Run the console script to completion and capture its output."""
-    process = await asyncio.create_subprocess_exec(
-        str(LEADGATE),
-        *args,
-        env=dict(env),
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.communicate()
-    assert process.returncode is not None
-    return Completed(process.returncode, stdout.decode(), stderr.decode())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

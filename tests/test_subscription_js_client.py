@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,11 +23,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.processes import LEADGATE, free_port
 from tests.support import Tenant, bearer
 from tests.ws_client import connect, subscribe
 
 JS_DIR: Final = Path(__file__).with_name("js")
-LEADGATE: Final = Path(sys.executable).with_name("leadgate")
 CHANGES: Final = """
 subscription($after: ID) {
   leadStageChanged(after: $after) {
@@ -45,13 +43,6 @@ RECEIVE_DEADLINE: Final = 10.0
 
 def ws_url(server: TestServer) -> str:
     return str(server.make_url("/graphql")).replace("http://", "ws://")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -30,13 +28,12 @@ from leadgate.config import Settings
 from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool
 from tests.databases import create_database, drop_database
+from tests.processes import LEADGATE, free_port, leadgate
 from tests.support import Api, Tenant, make_tenant
 from tests.webhook_receiver import Received, Receiver, Reply
 
-LEADGATE: Final = Path(sys.executable).with_name("leadgate")
 STARTUP_DEADLINE: Final = 30.0
 SHUTDOWN_DEADLINE: Final = 15.0
-COMMAND_TIMEOUT: Final = 60.0
 LEASE_SECONDS: Final = 3.0
 
 REDELIVER: Final = "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { id } }"
@@ -80,13 +77,6 @@ def gateway_env(process_database_url: str, process_pool: asyncpg.Pool) -> dict[s
         "LEADGATE_WEBHOOK_RETRY_SCHEDULE": "0.2,0.4,0.8",
         "LEADGATE_WEBHOOK_LEASE": str(LEASE_SECONDS),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -159,36 +149,6 @@ async def stop(process: asyncio.subprocess.Process) -> None:
     except TimeoutError:
         process.kill()
         await process.wait()
-
-
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def ok(self) -> Completed:
-        assert self.returncode == 0, f"exit {self.returncode}\n{self.stdout}\n{self.stderr}"
-        return self
-
-
-async def leadgate(*args: str, env: Mapping[str, str]) -> Completed:
-    """Run the console script to completion and capture its output."""
-    process = await asyncio.create_subprocess_exec(
-        str(LEADGATE),
-        *args,
-        env=dict(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.communicate()
-    assert process.returncode is not None
-    return Completed(process.returncode, stdout.decode(), stderr.decode())
 
 
 # --- helpers --------------------------------------------------------------------------------
