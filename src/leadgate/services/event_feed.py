@@ -80,10 +80,6 @@ class EventFeed:
         default_factory=lambda: defaultdict(set)
     )
 
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subscribers.values())
-
     async def stream(
         self,
         principal: Principal,

@@ -95,10 +95,6 @@ ORDER BY p.created_at DESC, p.id DESC
 """
 )
 
-LEAD_BY_ID: Final = (  # noqa: S608 - joins constants only
-    "SELECT" + LEAD_COLUMNS + "FROM leads AS l\nWHERE l.organization_id = $1\n  AND l.id = $2"
-)
-
 
 LEADS_BY_ID: Final = (  # noqa: S608 - joins constants only
     "SELECT"
@@ -205,11 +201,6 @@ async def leads_by_id(
 ) -> dict[UUID, Lead]:
     rows = await conn.fetch(LEADS_BY_ID, organization_id, list(ids))
     return {r["id"]: lead_from_row(r) for r in rows}
-
-
-async def lead_by_id(conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID) -> Lead | None:
-    row = await conn.fetchrow(LEAD_BY_ID, organization_id, lead_id)
-    return lead_from_row(row) if row is not None else None
 
 
 # Columns a bulk import fills; everything else takes its default.
