@@ -30,6 +30,10 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from leadgate.store.events import INSERT_EVENT_COMPLETING
+from leadgate.store.idempotency import CLAIM
+from leadgate.store.lead_writes import INSERT_LEAD
+
 LIST_LEADS: Final = """
 SELECT c.total,
     l.id::text, l.business_name, l.contact_first_name, l.contact_last_name, l.email, l.phone,
@@ -112,88 +116,9 @@ ADVISOR_FIELDS: Final = ("id", "name", "email")
 _STAGE_AT: Final = 1 + len(LEAD_FIELDS)
 _ADVISOR_AT: Final = _STAGE_AT + len(STAGE_FIELDS)
 
-# --- createLead: a copy of the gateway's statements (store/idempotency.py, lead_writes.py,
-# events.py), one transaction, five statements with BEGIN and COMMIT.
-
-CLAIM: Final = """
-INSERT INTO idempotency_keys (organization_id, key, request_hash, state)
-VALUES ($1, $2, $3, 'in_flight')
-ON CONFLICT (organization_id, key) DO UPDATE
-SET request_hash = EXCLUDED.request_hash,
-    state = 'in_flight',
-    response_status = NULL,
-    response = NULL,
-    created_at = now()
-WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)
-RETURNING true
-"""
-
-INSERT_LEAD: Final = """
-WITH l AS (
-    INSERT INTO leads (
-        organization_id, business_name, contact_first_name, contact_last_name, email, phone,
-        industry, monthly_revenue, requested_amount, source, priority, tags, custom_fields,
-        stage_id, primary_advisor_id, contact_id, created_by, event_sequence
-    )
-    SELECT r.organization_id, r.business_name, r.contact_first_name, r.contact_last_name,
-        r.email, r.phone, r.industry, r.monthly_revenue, r.requested_amount, r.source,
-        r.priority, r.tags, r.custom_fields,
-        coalesce($3, (
-            SELECT id
-            FROM pipeline_stages
-            WHERE organization_id = $1
-            ORDER BY position
-            LIMIT 1)),
-        $4, $5, $6, 1
-    FROM jsonb_populate_record(
-        NULL::leads, $2::jsonb || jsonb_build_object('organization_id', $1::uuid)) AS r
-    RETURNING *
-)
-SELECT
-    l.id, l.organization_id, l.business_name, l.contact_first_name, l.contact_last_name,
-    l.email, l.phone, l.industry, l.monthly_revenue::text AS monthly_revenue,
-    l.requested_amount::text AS requested_amount, l.source, l.priority, l.is_do_not_call,
-    l.dnc_reason, l.dnc_at, l.tags, l.custom_fields, l.external_ids, l.lead_score, l.stage_id,
-    l.primary_advisor_id, l.contact_id, l.last_contacted_at, l.stage_changed_at, l.converted_at,
-    l.converted_account_id, l.converted_contact_id, l.import_job_id, l.created_by, l.created_at,
-    l.updated_at,
-    l.event_sequence, s.stage_key, s.stage_label, s.color, s.semantic_slot, s.position,
-    a.name AS advisor_name, a.email AS advisor_email
-FROM l
-JOIN pipeline_stages AS s
-    ON s.organization_id = l.organization_id AND s.id = l.stage_id
-LEFT JOIN advisors AS a
-    ON a.organization_id = l.organization_id AND a.id = l.primary_advisor_id
-"""
-
-INSERT_EVENT: Final = """
-WITH e AS (
-    INSERT INTO lead_events (organization_id, lead_id, sequence, type, payload)
-    SELECT $1, $2, $3, $4, $5
-    FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))) AS serialised
-    RETURNING id, organization_id, type
-),
-deliveries AS (
-    INSERT INTO webhook_deliveries (organization_id, event_id, endpoint_id)
-    SELECT e.organization_id, e.id, w.id
-    FROM e
-    JOIN webhook_endpoints AS w
-        ON w.organization_id = e.organization_id
-       AND w.enabled
-       AND e.type = ANY (w.event_types)
-)
-SELECT id, pg_notify('leadgate_events', organization_id::text || ':' || id::text)
-FROM e
-"""
-
-COMPLETE: Final = """
-UPDATE idempotency_keys
-SET state = 'done',
-    response_status = $3,
-    response = $4
-WHERE organization_id = $1
-  AND key = $2
-"""
+# --- createLead: the gateway's own statements (store/idempotency.py, lead_writes.py,
+# events.py), so the floor runs exactly its transaction, minus the Python around it: BEGIN,
+# claim, insert, event + stored response, COMMIT.
 
 IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600.0
 # The API's field names → columns, for the fields a create may carry.
@@ -293,14 +218,6 @@ async def create_lead(request: web.Request) -> web.Response:
         if not claimed:
             return web.json_response({"errors": [{"message": "key in use"}]}, status=409)
         row = await conn.fetchrow(INSERT_LEAD, org, values, None, None, None, None)
-        await conn.fetchval(
-            INSERT_EVENT,
-            org,
-            row["id"],
-            row["event_sequence"],
-            "lead.created",
-            {"lead": _lead_document(row)},
-        )
         body = orjson.dumps(
             {
                 "data": {
@@ -312,7 +229,17 @@ async def create_lead(request: web.Request) -> web.Response:
                 }
             }
         )
-        await conn.execute(COMPLETE, org, key, 200, body)
+        await conn.fetchval(
+            INSERT_EVENT_COMPLETING,
+            org,
+            row["id"],
+            row["event_sequence"],
+            "lead.created",
+            {"lead": _lead_document(row)},
+            key,
+            200,
+            body,
+        )
     return web.Response(body=body, content_type="application/json")
 
 

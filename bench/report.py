@@ -309,7 +309,7 @@ def render(run: Run) -> str:
     add(
         "From `leadgate_sql_statements_total` in `/metrics` around sequential requests "
         "(BEGIN and COMMIT count as statements). For comparison, the floor sends 1 for the list "
-        "and 6 for createLead (BEGIN, 4 statements, COMMIT)."
+        "and 5 for createLead (BEGIN, 3 statements, COMMIT), as the gateway."
     )
     add("")
     add("| request | statements |")
