@@ -25,6 +25,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from tests.databases import create_database, drop_database
 from tests.processes import LEADGATE, Completed, free_port, leadgate
 from tests.support import Api, error_codes
 
@@ -434,3 +435,77 @@ async def test_cli_commands_share_the_embedded_server_of_a_running_serve(
         assert not (pgdata / "postmaster.pid").exists(), "the last process left PostgreSQL up"
     finally:
         await stop_leftover_postgres(pgdata)
+
+
+# --- first start: nothing exposed without --demo -------------------------------------------
+
+# A usable key, as domain/api_keys.py makes them (the page's placeholder `lw_live_...` is not).
+EMBEDDED_KEY = re.compile(r"lw_(?:live|test)_[A-Za-z0-9_-]{32,}")
+
+
+@pytest.fixture
+async def fresh_db_env(server_url: str) -> AsyncIterator[dict[str, str]]:
+    """A CLI environment on a database of its own with no organization in it (unmigrated)."""
+    url = await create_database(server_url, prefix="leadgate_first_start")
+    yield {**os.environ, "DATABASE_URL": url}
+    await drop_database(server_url, url)
+
+
+async def graphiql_page(session: aiohttp.ClientSession, base: str) -> str:
+    async with session.get(f"{base}/graphql", headers={"Accept": "text/html"}) as resp:
+        assert resp.status == 200
+        return await resp.text()
+
+
+async def organization_count(env: Mapping[str, str]) -> int:
+    conn = await asyncpg.connect(env["DATABASE_URL"])
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM organizations")
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_serve_without_demo_on_an_empty_database_creates_nothing_and_embeds_no_key(
+    fresh_db_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    async with (
+        serving("--port", str(port), env=fresh_db_env, cwd=tmp_path, log=log) as serve,
+        aiohttp.ClientSession() as session,
+    ):
+        (url,) = await serve.startup_values("GraphiQL:")
+        base = url.removesuffix("/graphql")
+        await wait_until_healthy(session, base, serve)
+
+        page = await graphiql_page(session, base)
+
+        assert EMBEDDED_KEY.search(page) is None
+        assert await organization_count(fresh_db_env) == 0
+        assert await serve.stop() == 0, serve.describe()
+    printed = "".join(serve.stdout_lines) + log.read_text()
+    assert EMBEDDED_KEY.search(printed) is None, serve.describe()
+    # The operator is told the exact commands that make the first organization and key.
+    assert 'leadgate org create "Your Company"' in printed, serve.describe()
+    assert "leadgate api-key create --org <organization id" in printed, serve.describe()
+
+
+async def test_serve_with_demo_on_an_empty_database_creates_the_demo_org_and_embeds_its_key(
+    fresh_db_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    async with (
+        serving("--port", str(port), "--demo", env=fresh_db_env, cwd=tmp_path, log=log) as serve,
+        aiohttp.ClientSession() as session,
+    ):
+        url, key = await serve.startup_values("GraphiQL:", "API key:")
+        base = url.removesuffix("/graphql")
+        await wait_until_healthy(session, base, serve)
+
+        page = await graphiql_page(session, base)
+
+        assert key in page
+        assert await organization_count(fresh_db_env) == 1
+        assert await serve.stop() == 0, serve.describe()

@@ -39,6 +39,8 @@ from leadgate.store.webhooks import Endpoint
 DEMO_ORGANIZATION: Final = "Demo Lending Co"
 DEMO_LEADS: Final = 200
 
+log = logging.getLogger("leadgate.cli")
+
 
 def say(text: str = "", *, stream: TextIO | None = None) -> None:
     """Print and flush at once: keys and URLs must reach a pipe or file as they happen."""
@@ -85,29 +87,44 @@ async def _migrate(settings: Settings) -> list[str]:
         await conn.close()
 
 
-async def _prepare_demo(settings: Settings, *, force: bool) -> str | None:
-    """On --demo or an empty database: the demo organization, its data, and a fresh key."""
+async def _prepare_demo(settings: Settings) -> str:
+    """--demo only: the demo organization with its leads (once), and a fresh write key."""
 
-    async def work(pool: asyncpg.Pool) -> str | None:
+    async def work(pool: asyncpg.Pool) -> str:
         org_id = await find_organization(pool, DEMO_ORGANIZATION)
         if org_id is None:
-            empty = not await any_organization(pool)
-            if not (force or empty):
-                return None
             org_id = await create_organization(pool, DEMO_ORGANIZATION)
             await demo_data.add_demo_leads(
                 pool, org_id, DEMO_LEADS, progress=Progress(DEMO_LEADS, "demo leads")
             )
             say(f"Created demo organization {DEMO_ORGANIZATION} ({org_id})")
-        elif not force:
-            return None
         created = await auth.create_api_key(
             pool, organization_id=org_id, can_write=True, name="demo (leadgate serve)"
         )
         return created.key
 
-    result: str | None = await _with_pool(settings, work)
+    result: str = await _with_pool(settings, work)
     return result
+
+
+async def _has_organization(settings: Settings) -> bool:
+    result: bool = await _with_pool(settings, any_organization)
+    return result
+
+
+def _explain_first_steps() -> None:
+    """An empty production database gets nothing made for it: say how to make the first key.
+
+    Creating one here would put a write key in the log and in the public GraphiQL page of a
+    server nobody has secured yet (issue 8, item 1).
+    """
+    log.warning(
+        "the database has no organization yet; create one and a key for it with:\n"
+        '    leadgate org create "Your Company"\n'
+        "    leadgate api-key create --org <organization id printed above>\n"
+        "(run them with this server's DATABASE_URL / LEADGATE_DATA_DIR; "
+        "`leadgate serve --demo` instead fills the database with demo data)"
+    )
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -115,12 +132,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     settings = dataclasses.replace(settings, database_url=database_url(settings))
     for name in asyncio.run(_migrate(settings)):
         say(f"applied migration {name}")
-    key = asyncio.run(_prepare_demo(settings, force=args.demo))
-    if key is not None:
+    key: str | None = None
+    if args.demo:
+        key = asyncio.run(_prepare_demo(settings))
+        # Only a demo's GraphiQL page is pre-filled with a key; a production page shows a
+        # placeholder, since anyone who can load it would otherwise hold write access.
         settings = dataclasses.replace(settings, graphiql_api_key=key)
-    if args.demo and "LEADGATE_ALLOW_INSECURE_WEBHOOKS" not in os.environ:
-        # A local demo's receiver is http://localhost; production keeps the https-only rule.
-        settings = dataclasses.replace(settings, allow_insecure_webhooks=True)
+        if "LEADGATE_ALLOW_INSECURE_WEBHOOKS" not in os.environ:
+            # A local demo's receiver is http://localhost; production keeps the https-only rule.
+            settings = dataclasses.replace(settings, allow_insecure_webhooks=True)
+    elif not asyncio.run(_has_organization(settings)):
+        _explain_first_steps()
     url = f"http://{args.host}:{args.port}/graphql"
     say(f"GraphiQL:  {url}")
     if key is not None:
@@ -298,8 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo",
         action="store_true",
-        help="ensure the demo organization (200 leads) and print a fresh write key "
-        "(also done automatically on an empty database)",
+        help="local demo: ensure the demo organization (200 leads), print a fresh write "
+        "key and pre-fill GraphiQL with it, allow http webhook targets. Without it nothing "
+        "is created and GraphiQL embeds no key",
     )
     serve.set_defaults(run=cmd_serve)
 
