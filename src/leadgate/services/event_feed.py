@@ -140,11 +140,11 @@ class EventFeed:
 
     async def publish(self, ids: list[tuple[UUID, int]]) -> None:
         """Route notified events to this process's subscribers of their organization."""
-        wanted = [event_id for org, event_id in ids if org in self._subscribers]
+        wanted = [(org, event_id) for org, event_id in ids if org in self._subscribers]
         if not wanted:
             return
         async with self.pool.acquire() as conn:
-            deliveries = await prepare(conn, await events.events_by_id(conn, wanted))
+            deliveries = await prepare(conn, await events.events_by_key(conn, wanted))
         for delivery in deliveries:
             for sub in list(self._subscribers.get(delivery.event.organization_id, ())):
                 sub.offer(delivery)

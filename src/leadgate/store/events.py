@@ -68,11 +68,14 @@ ORDER BY id
 LIMIT $5
 """
 
-EVENTS_BY_ID: Final = """
-SELECT id, organization_id, lead_id, sequence, type, payload, created_at
-FROM lead_events
-WHERE id = ANY ($1::bigint[])
-ORDER BY id
+# By primary key (organization_id, id): the pairs a NOTIFY announced.
+EVENTS_BY_KEY: Final = """
+SELECT e.id, e.organization_id, e.lead_id, e.sequence, e.type, e.payload, e.created_at
+FROM unnest($1::uuid[], $2::bigint[]) AS wanted (organization_id, id)
+JOIN lead_events AS e
+    ON e.organization_id = wanted.organization_id
+   AND e.id = wanted.id
+ORDER BY e.id
 """
 
 LATEST_EVENT_ID: Final = """
@@ -154,9 +157,12 @@ async def events_after(
     return [event_from_row(r) for r in rows]
 
 
-async def events_by_id(conn: asyncpg.Connection, ids: list[int]) -> list[LeadEvent]:
-    """Events of any organization, by id: only for routing them to their own subscribers."""
-    return [event_from_row(r) for r in await conn.fetch(EVENTS_BY_ID, ids)]
+async def events_by_key(conn: asyncpg.Connection, keys: list[tuple[UUID, int]]) -> list[LeadEvent]:
+    """Events of any organization by (organization, id), oldest first: only for routing them
+    to their own subscribers."""
+    orgs = [org for org, _ in keys]
+    ids = [event_id for _, event_id in keys]
+    return [event_from_row(r) for r in await conn.fetch(EVENTS_BY_KEY, orgs, ids)]
 
 
 async def latest_event_id(conn: asyncpg.Connection, organization_id: UUID) -> int:

@@ -127,7 +127,7 @@ SELECT count(*) OVER () AS total,
     d.id, d.event_id, d.endpoint_id, e.type AS event_type, d.status, d.attempt,
     d.next_attempt_at, d.response_status, d.error, d.delivered_at, d.created_at
 FROM webhook_deliveries AS d
-JOIN lead_events AS e ON e.id = d.event_id
+JOIN lead_events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
 WHERE d.organization_id = $1
   AND ($2::uuid IS NULL OR d.endpoint_id = $2)
   AND ($3::text IS NULL OR d.status = $3)
@@ -141,7 +141,7 @@ SELECT
     d.id, d.event_id, d.endpoint_id, e.type AS event_type, d.status, d.attempt,
     d.next_attempt_at, d.response_status, d.error, d.delivered_at, d.created_at
 FROM webhook_deliveries AS d
-JOIN lead_events AS e ON e.id = d.event_id
+JOIN lead_events AS e ON e.organization_id = d.organization_id AND e.id = d.event_id
 WHERE d.organization_id = $1
   AND d.id = $2
 """
@@ -183,6 +183,7 @@ SET attempt = d.attempt + 1,
 FROM due, lead_events AS e, webhook_endpoints AS w
 WHERE d.organization_id = due.organization_id
   AND d.id = due.id
+  AND e.organization_id = d.organization_id
   AND e.id = d.event_id
   AND w.organization_id = d.organization_id
   AND w.id = d.endpoint_id
