@@ -118,6 +118,15 @@ async def test_one_character_business_name_is_accepted(writes: Writes, tenant: T
     assert (await created(writes, tenant, {"businessName": "A"}))["businessName"] == "A"
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+async def test_empty_business_name_is_a_validation_error(
+    writes: Writes, pool: asyncpg.Pool, tenant: Tenant, blank: str
+) -> None:
+    # Spec: 1-255 characters. Null clears it; an empty string is not a name.
+    await rejected_create(writes, pool, tenant, {"businessName": blank}, "businessName")
+    await rejected_update(writes, pool, tenant, {"businessName": blank}, "businessName")
+
+
 @pytest.mark.parametrize(
     "name", ["<b>x</b>", "<script src=x>", "</p>", "<!-- c -->", "Acme <br/>", "x<y>"]
 )
@@ -139,7 +148,7 @@ async def test_strings_are_trimmed(writes: Writes, tenant: Tenant, field: str) -
     assert (await created(writes, tenant, {field: "  Acme \t"}))[field] == "Acme"
 
 
-@pytest.mark.parametrize("field", OPTIONAL_TEXT + AMOUNTS)
+@pytest.mark.parametrize("field", [f for f in OPTIONAL_TEXT if f != "businessName"] + AMOUNTS)
 @pytest.mark.parametrize("blank", ["", "   "])
 async def test_empty_optional_string_becomes_null(
     writes: Writes, tenant: Tenant, field: str, blank: str

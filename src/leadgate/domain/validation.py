@@ -1,7 +1,8 @@
 """One validator for lead writes, shared by GraphQL and REST (spec: "Create a Lead").
 
 Input is the client's JSON object (API field names). Every failing field is reported, not just
-the first; strings are trimmed and empty optional strings become null.
+the first; strings are trimmed and empty optional strings become null, except businessName,
+which is 1-255 characters or null.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ _AMOUNT: Final = re.compile(r"[0-9]{1,15}(\.[0-9]{1,4})?")
 _CONTROL: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # JSON numbers PostgreSQL and our encoder both take: 64-bit integers.
 _INT_RANGE: Final = range(-(2**63), 2**64)
+
+
+def is_plain_text(text: str) -> bool:
+    """No NUL, control character or lone surrogate: a string the database can store as is."""
+    return _CONTROL.search(text) is None
+
 
 _UNSET: Final = object()
 # Fields an update may not touch, with where to go instead.
@@ -83,6 +90,12 @@ class _Checker:
 
 
 def _business_name(c: _Checker) -> object:
+    # The spec gives a business name 1-255 characters: unlike the other optional strings, an
+    # empty (or blank) one is a mistake to report, not a way to clear it (null clears it).
+    raw = c.raw.get("businessName")
+    if isinstance(raw, str) and not raw.strip():
+        c.fail("businessName", "must be 1-255 characters (null clears it)")
+        return _UNSET
     value = c.text("businessName", max_length=255)
     if isinstance(value, str) and _HTML_TAG.search(value):
         c.fail("businessName", "must not contain HTML")

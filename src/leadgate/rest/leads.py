@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import orjson
@@ -12,7 +12,9 @@ from leadgate import keys
 from leadgate.domain import paging
 from leadgate.domain.errors import BadRequest, FieldError, Forbidden, NotFound, ValidationFailed
 from leadgate.domain.ids import parse_uuid
+from leadgate.domain.models import LeadFilter, LeadPriority, LeadSource
 from leadgate.domain.representation import lead_document
+from leadgate.domain.validation import is_plain_text
 from leadgate.services.lead_writes import WriteContext, WriteResult
 
 routes = web.RouteTableDef()
@@ -22,9 +24,44 @@ def json_response(body: dict[str, Any], *, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _int_param(request: web.Request, name: str, default: int) -> int | None:
+# GET /v1/leads takes the spec's paging and search, and the criteria of GraphQL's LeadFilter.
+LIST_PARAMETERS: Final = (
+    "page",
+    "limit",
+    "search",
+    "stageId",
+    "priority",
+    "advisorId",
+    "tag",
+    "source",
+)
+# An unknown parameter is named in the error; a long one is cut so the answer stays small.
+_MAX_REPORTED_NAME: Final = 64
+
+
+def _list_parameters(request: web.Request, errors: list[FieldError]) -> dict[str, str]:
+    """Each known parameter's value; an unknown or repeated one is an error (not ignored, so a
+    misspelt filter cannot silently widen the page)."""
+    values: dict[str, str] = {}
+    for name in dict.fromkeys(request.query):
+        given = request.query.getall(name)
+        if name not in LIST_PARAMETERS:
+            errors.append(
+                FieldError(
+                    name[:_MAX_REPORTED_NAME],
+                    f"is not a parameter of GET /v1/leads (one of {', '.join(LIST_PARAMETERS)})",
+                )
+            )
+        elif len(given) > 1:
+            errors.append(FieldError(name, "must be given at most once"))
+        else:
+            values[name] = given[0]
+    return values
+
+
+def _int_param(values: dict[str, str], name: str, default: int) -> int | None:
     """The integer parameter, its default when absent, or None when it is not an integer."""
-    raw = request.query.get(name)
+    raw = values.get(name)
     if raw is None:
         return default
     try:
@@ -33,19 +70,69 @@ def _int_param(request: web.Request, name: str, default: int) -> int | None:
         return None
 
 
+def _uuid_param(values: dict[str, str], name: str, errors: list[FieldError]) -> UUID | None:
+    raw = values.get(name)
+    if raw is None:
+        return None
+    parsed = parse_uuid(raw)
+    if parsed is None:
+        errors.append(FieldError(name, "must be a UUID"))
+    return parsed
+
+
+_Enum = TypeVar("_Enum", LeadPriority, LeadSource)
+
+
+def _enum_param(
+    values: dict[str, str], name: str, kind: type[_Enum], errors: list[FieldError]
+) -> _Enum | None:
+    raw = values.get(name)
+    if raw is None:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        errors.append(FieldError(name, f"must be one of {', '.join(m.value for m in kind)}"))
+        return None
+
+
+def _tag_param(values: dict[str, str], errors: list[FieldError]) -> str | None:
+    tag = values.get("tag")
+    if tag is not None and not (tag and is_plain_text(tag)):
+        errors.append(FieldError("tag", "must be a non-empty tag without control characters"))
+        return None
+    return tag
+
+
+def _lead_filter(values: dict[str, str], errors: list[FieldError]) -> LeadFilter:
+    """The same criteria as GraphQL's `leads(filter:)`; REST spells the enums in lower case."""
+    return LeadFilter(
+        stage_id=_uuid_param(values, "stageId", errors),
+        priority=_enum_param(values, "priority", LeadPriority, errors),
+        advisor_id=_uuid_param(values, "advisorId", errors),
+        tag=_tag_param(values, errors),
+        source=_enum_param(values, "source", LeadSource, errors),
+    )
+
+
 @routes.get("/leads")
 async def list_leads(request: web.Request) -> web.Response:
-    page = _int_param(request, "page", 1)
-    limit = _int_param(request, "limit", 20)
-    errors = [
+    errors: list[FieldError] = []
+    values = _list_parameters(request, errors)
+    page = _int_param(values, "page", 1)
+    limit = _int_param(values, "limit", 20)
+    errors += [
         FieldError(n, "must be an integer")
         for n, v in (("page", page), ("limit", limit))
         if v is None
     ]
     errors += paging.page_errors(page=page, limit=limit)
+    lead_filter = _lead_filter(values, errors)
     if errors or page is None or limit is None:
         raise ValidationFailed(errors)
-    query = paging.lead_query(page=page, limit=limit, search=request.query.get("search"))
+    query = paging.lead_query(
+        page=page, limit=limit, search=values.get("search"), lead_filter=lead_filter
+    )
     principal = keys.request_principal(request)
     reader = request.config_dict[keys.LEAD_READER]
     result = await reader.page(principal, query)
