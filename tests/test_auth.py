@@ -40,7 +40,7 @@ def assert_graphql_unauthenticated(
     status: int, body: dict[str, Any], headers: dict[str, str]
 ) -> None:
     assert status == 401
-    assert body["data"] is None
+    assert body.get("data") is None
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert body["errors"][0]["message"]
     assert body["errors"][0]["extensions"]["requestId"] == header(headers, "X-Request-Id")

@@ -774,7 +774,7 @@ async def test_send_test_webhook_sends_a_signed_webhook_test_event(
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) <= 60
 
 
-async def test_after_rotating_the_secret_deliveries_verify_with_the_new_secret_only(
+async def test_after_rotating_the_secret_deliveries_verify_with_the_new_secret(
     api: Api, tenant: Tenant, receivers: OpenReceiver
 ) -> None:
     receiver = await receivers()
@@ -788,8 +788,7 @@ async def test_after_rotating_the_secret_deliveries_verify_with_the_new_secret_o
     assert new_secret.startswith("whsec_")
     assert new_secret != old_secret
     (request,) = await receiver.wait_for_count(1)
-    assert request.verifies(new_secret)
-    assert not request.verifies(old_secret)
+    assert request.verifies(new_secret)  # the old one too, for a while: test_webhook_rotation
 
 
 async def test_a_deleted_endpoint_is_gone_and_gets_no_further_events(

@@ -583,7 +583,7 @@ async def test_read_only_key_gets_forbidden_on_every_mutation(
 
     assert status == 200
     assert error_codes(body) == ["FORBIDDEN"]
-    assert body["data"] is None
+    assert body.get("data") is None
     assert (await write_counts(pool, tenant.id), await lead_row(pool, tenant.id, lead_id)) == before
 
 

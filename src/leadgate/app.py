@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Final
 
-import aiohttp
 from aiohttp import web
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
@@ -17,10 +16,19 @@ from leadgate.db.pool import create_pool, database_url
 from leadgate.db.statements import StatementCounter
 from leadgate.events.dispatcher import Dispatcher
 from leadgate.events.listener import EventIds, EventListener
+from leadgate.events.resolver import vetting_resolver, webhook_session
+from leadgate.graphql.connections import ConnectionRegistry
+from leadgate.graphql.gate import Limits
 from leadgate.graphql.ide import STATIC_DIR, STATIC_PREFIX
 from leadgate.graphql.schema import build_schema
 from leadgate.graphql.view import LeadgateGraphQLView
-from leadgate.middleware import auth_middleware, request_id_middleware
+from leadgate.middleware import (
+    PARSER_FIELD_LIMIT,
+    auth_middleware,
+    error_middleware,
+    header_limits_middleware,
+    request_id_middleware,
+)
 from leadgate.rest.app import create_rest_app
 from leadgate.services.auth import Authenticator
 from leadgate.services.event_feed import EventFeed
@@ -46,17 +54,22 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     settings, pool = app[keys.SETTINGS], app[keys.POOL]
-    # Redirects are not followed (a redirect could lead past the SSRF checks).
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
-        app[keys.HTTP_CLIENT] = session
-        app[keys.WEBHOOKS] = WebhookAdmin(pool, session, settings)
-        dispatcher = Dispatcher(pool, session, settings)
-        app[keys.DISPATCHER] = dispatcher
-        if settings.dispatcher_enabled:
-            async with _background(dispatcher.run()):
+    # Every address a webhook host resolves to is vetted as the connection is made (SSRF,
+    # DNS rebinding); redirects are not followed (one could lead past that check).
+    resolver = vetting_resolver(settings)
+    try:
+        async with webhook_session(resolver) as session:
+            app[keys.HTTP_CLIENT] = session
+            app[keys.WEBHOOKS] = WebhookAdmin(pool, session, settings, resolver)
+            dispatcher = Dispatcher(pool, session, settings)
+            app[keys.DISPATCHER] = dispatcher
+            if settings.dispatcher_enabled:
+                async with _background(dispatcher.run()):
+                    yield
+            else:
                 yield
-        else:
-            yield
+    finally:
+        await resolver.close()
 
 
 async def _event_listener(app: web.Application) -> AsyncIterator[None]:
@@ -74,6 +87,19 @@ async def _event_listener(app: web.Application) -> AsyncIterator[None]:
         # Serve only once listening: a subscriber must not miss what commits next.
         await asyncio.wait_for(listener.connected.wait(), timeout=30)
         yield
+
+
+async def _connection_checks(app: web.Application) -> AsyncIterator[None]:
+    """Open subscriptions whose credential is revoked or expired are closed (4401)."""
+    connections, authenticator = app[keys.CONNECTIONS], app[keys.AUTHENTICATOR]
+    async with _background(connections.watch(authenticator)):
+        yield
+
+
+async def _close_connections(app: web.Application) -> None:
+    # Runs once the listening socket is closed and before in-flight requests are awaited:
+    # WebSockets would otherwise hold the shutdown for its whole timeout, then drop (1006).
+    await app[keys.CONNECTIONS].close_all()
 
 
 async def _idempotency_purge(app: web.Application) -> AsyncIterator[None]:
@@ -107,23 +133,34 @@ def subscription_protocols(settings: Settings) -> tuple[str, ...]:
 
 def create_app(settings: Settings) -> web.Application:
     """The gateway. The database must already be migrated (see `leadgate serve`)."""
-    # Long enough request lines for a GET /v1/leads?search= of several KB.
     app = web.Application(
-        middlewares=[request_id_middleware, auth_middleware],
-        handler_args={"max_line_size": 32 * 1024},
+        middlewares=[
+            request_id_middleware,
+            error_middleware,
+            header_limits_middleware,
+            auth_middleware,
+        ],
+        client_max_size=settings.max_body_bytes,
+        handler_args={"max_line_size": PARSER_FIELD_LIMIT, "max_field_size": PARSER_FIELD_LIMIT},
     )
     app[keys.SETTINGS] = settings
     app[keys.STATEMENTS] = StatementCounter()
+    connections = app[keys.CONNECTIONS] = ConnectionRegistry()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_connection_checks)
+    app.on_shutdown.append(_close_connections)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_event_listener)
     app.cleanup_ctx.append(_idempotency_purge)
     app.add_routes(health.routes)
     view = LeadgateGraphQLView(
-        schema=build_schema(compiled=settings.compiled_queries),
+        schema=build_schema(
+            limits=Limits.from_settings(settings), compiled=settings.compiled_queries
+        ),
         graphiql_api_key=settings.graphiql_api_key,
         subscription_protocols=subscription_protocols(settings),
         max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        connections=connections,
     )
     app.router.add_route("GET", "/graphql", view)
     app.router.add_route("POST", "/graphql", view)

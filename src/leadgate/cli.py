@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, TextIO
 from uuid import UUID
 
-import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -26,6 +25,7 @@ from leadgate.db.pool import create_pool, database_url, init_connection
 from leadgate.domain.errors import AppError
 from leadgate.domain.models import Principal
 from leadgate.domain.webhooks import EVENT_TYPES
+from leadgate.events.resolver import vetting_resolver, webhook_session
 from leadgate.graphql.schema import export_sdl
 from leadgate.services import auth, demo_data
 from leadgate.services.organizations import (
@@ -156,7 +156,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     app.on_startup.append(_settle_heap)
     # Access logging costs every request a formatted line; on with LEADGATE_ACCESS_LOG=1.
     access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=access_log)
+    # SIGTERM: stop accepting, close WebSockets (1001), give in-flight requests this long.
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=access_log,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+    )
 
 
 async def _settle_heap(_app: web.Application) -> None:
@@ -230,8 +238,12 @@ def _operator(org: UUID) -> Principal:
 
 async def _with_webhooks(settings: Settings, work: Callable[[WebhookAdmin], Awaitable[Any]]) -> Any:
     async def run(pool: asyncpg.Pool) -> Any:
-        async with aiohttp.ClientSession() as session:
-            return await work(WebhookAdmin(pool, session, settings))
+        resolver = vetting_resolver(settings)
+        try:
+            async with webhook_session(resolver) as session:
+                return await work(WebhookAdmin(pool, session, settings, resolver))
+        finally:
+            await resolver.close()
 
     return await _with_pool(settings, run)
 

@@ -6,7 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
 
 # Seconds before each webhook retry: ten attempts over about 23 hours.
 DEFAULT_RETRY_SCHEDULE: Final = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0)
@@ -21,6 +24,8 @@ class Settings:
     pool_max_size: int = 10
     # Upper bound on how long a revoked key keeps working in another process.
     api_key_cache_seconds: float = 4.0
+    # SIGTERM: how long in-flight requests (and WebSocket close handshakes) may take.
+    shutdown_timeout_seconds: float = 10.0
     statement_timeout_ms: int = 15_000
     # How long a write waits for a row another write holds (same lead, same idempotency key)
     # before answering with a typed error instead of hanging.
@@ -38,8 +43,24 @@ class Settings:
     # A claimed delivery is retried by any dispatcher once its lease ends (a killed process).
     webhook_lease_seconds: float = 60.0
     webhook_concurrency: int = 32
+    # After rotateWebhookSecret the previous secret keeps signing beside the new one this long
+    # (Standard Webhooks: receivers switch over without dropping a delivery).
+    webhook_secret_overlap_seconds: float = 24 * 3600.0
+    # Resolves webhook hosts underneath the SSRF vetting; None = the system resolver. Tests
+    # answer with addresses they choose.
+    webhook_resolver: AbstractResolver | None = field(default=None, repr=False, compare=False)
     dispatcher_enabled: bool = True
     graphiql_api_key: str | None = field(default=None, repr=False)
+    # Abuse limits, all checked before any SQL runs (README "Limits").
+    max_body_bytes: int = 1024 * 1024
+    max_header_bytes: int = 8 * 1024
+    max_document_tokens: int = 5_000
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_cost: int = 50_000
+    # GraphiQL needs both; a locked-down production API may turn them off.
+    introspection: bool = True
+    suggestions: bool = True
 
     @property
     def embedded_pgdata(self) -> Path:
@@ -55,6 +76,7 @@ class Settings:
             pool_max_size=int(env.get("LEADGATE_POOL_MAX", "10")),
             statement_timeout_ms=int(env.get("LEADGATE_STATEMENT_TIMEOUT_MS", "15000")),
             lock_timeout_ms=int(env.get("LEADGATE_LOCK_TIMEOUT_MS", "2000")),
+            shutdown_timeout_seconds=float(env.get("LEADGATE_SHUTDOWN_TIMEOUT", "10")),
             graphql_ws_legacy=env.get("LEADGATE_GRAPHQL_WS_LEGACY", "") == "1",
             compiled_queries=env.get("LEADGATE_COMPILED_QUERIES", "1") != "0",
             access_log=env.get("LEADGATE_ACCESS_LOG", "") == "1",
@@ -63,7 +85,18 @@ class Settings:
             or DEFAULT_RETRY_SCHEDULE,
             webhook_timeout_seconds=float(env.get("LEADGATE_WEBHOOK_TIMEOUT", "10")),
             webhook_lease_seconds=float(env.get("LEADGATE_WEBHOOK_LEASE", "60")),
+            webhook_secret_overlap_seconds=float(
+                env.get("LEADGATE_WEBHOOK_SECRET_OVERLAP", str(24 * 3600))
+            ),
             dispatcher_enabled=env.get("LEADGATE_DISPATCHER", "1") != "0",
+            max_body_bytes=int(env.get("LEADGATE_MAX_BODY_BYTES", str(1024 * 1024))),
+            max_header_bytes=int(env.get("LEADGATE_MAX_HEADER_BYTES", str(8 * 1024))),
+            max_document_tokens=int(env.get("LEADGATE_MAX_TOKENS", "5000")),
+            max_depth=int(env.get("LEADGATE_MAX_DEPTH", "10")),
+            max_aliases=int(env.get("LEADGATE_MAX_ALIASES", "30")),
+            max_cost=int(env.get("LEADGATE_MAX_COST", "50000")),
+            introspection=env.get("LEADGATE_INTROSPECTION", "1") != "0",
+            suggestions=env.get("LEADGATE_SUGGESTIONS", "1") != "0",
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import aiohttp
 import asyncpg
@@ -19,6 +19,10 @@ from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
 from leadgate.services.webhooks import WebhookAdmin
 
+if TYPE_CHECKING:
+    # Typing only: importing graphql here would pull strawberry into the REST layer.
+    from leadgate.graphql.connections import ConnectionRegistry
+
 SETTINGS: Final = web.AppKey("settings", Settings)
 POOL: Final = web.AppKey("pool", asyncpg.Pool)
 STATEMENTS: Final = web.AppKey("statements", StatementCounter)
@@ -30,6 +34,7 @@ LISTENER: Final = web.AppKey("listener", EventListener)
 WEBHOOKS: Final = web.AppKey("webhooks", WebhookAdmin)
 DISPATCHER: Final = web.AppKey("dispatcher", Dispatcher)
 HTTP_CLIENT: Final = web.AppKey("http_client", aiohttp.ClientSession)
+CONNECTIONS: Final[web.AppKey[ConnectionRegistry]] = web.AppKey("connections")
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

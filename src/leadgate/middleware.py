@@ -1,18 +1,29 @@
-"""Request ids, authentication and error envelopes at the HTTP edge."""
+"""The HTTP edge: request ids, bounded headers, one error envelope, authentication."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-import orjson
 from aiohttp import web
 
 from leadgate import keys
-from leadgate.domain.errors import AppError, Unauthenticated
+from leadgate.db.failures import unavailable
+from leadgate.domain.errors import (
+    AppError,
+    BadRequest,
+    HeadersTooLarge,
+    Internal,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+)
+from leadgate.envelope import error_response
 
 log = logging.getLogger(__name__)
 
@@ -20,38 +31,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # An incoming id is kept only when it is short and harmless to echo into logs and headers.
 _CLIENT_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 _PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def graphql_error_body(error: AppError, request_id: str) -> bytes:
-    return orjson.dumps(
-        {
-            "data": None,
-            "errors": [
-                {
-                    "message": error.message,
-                    "extensions": {"code": error.code, "requestId": request_id},
-                }
-            ],
-        }
-    )
-
-
-def rest_error_body(error: AppError, request_id: str) -> bytes:
-    body: dict[str, object] = {"code": error.code, "message": error.message}
-    fields = getattr(error, "fields", None)
-    if fields:
-        body["fields"] = [{"field": f.field, "message": f.message} for f in fields]
-    return orjson.dumps({"error": body, "meta": {"requestId": request_id}})
-
-
-def error_response(request: web.Request, error: AppError) -> web.Response:
-    rid = keys.request_id(request)
-    body = (
-        rest_error_body(error, rid)
-        if request.path.startswith("/v1/")
-        else graphql_error_body(error, rid)
-    )
-    return web.Response(body=body, status=error.status, content_type="application/json")
+# aiohttp's own parser limits sit above ours, so that what lies between them is answered in
+# the envelope (its own refusal is a plain-text page); see README "Limits".
+PARSER_FIELD_LIMIT: Final = 64 * 1024
+# All headers together may use this many times the per-header limit.
+_TOTAL_HEADERS_FACTOR: Final = 4
 
 
 @web.middleware
@@ -59,17 +43,65 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     incoming = request.headers.get("X-Request-Id", "")
     rid = incoming if _CLIENT_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
     request[keys.REQUEST_ID] = rid
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers["X-Request-Id"] = rid
-        raise
+    response = await handler(request)
     if not response.prepared:
         response.headers["X-Request-Id"] = rid
     return response
 
 
-def _is_graphiql_page(request: web.Request) -> bool:
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Whatever fails, the client gets its API's envelope with a typed code, never a page."""
+    try:
+        return await handler(request)
+    except AppError as exc:
+        return error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(request, _from_http_exception(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        outage = unavailable(exc)
+        if outage is not None:
+            log.warning("database unavailable (request %s): %r", keys.request_id(request), exc)
+            return error_response(request, outage)
+        rid = keys.request_id(request)
+        log.exception("unexpected error (request %s)", rid)
+        return error_response(request, Internal(f"Internal error (request {rid})"))
+
+
+def _from_http_exception(exc: web.HTTPException) -> AppError:
+    """aiohttp's own refusals (routing, body size) as our typed errors."""
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("No such resource")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = tuple(sorted(exc.allowed_methods))
+        return MethodNotAllowed(allowed, f"{exc.method} is not allowed here; use {allowed}")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge(exc.text or None)
+    error = BadRequest(exc.reason)
+    # Keep aiohttp's status (e.g. 415) while speaking our envelope.
+    error.status = exc.status  # type: ignore[misc]
+    return error
+
+
+@web.middleware
+async def header_limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limit = request.config_dict[keys.SETTINGS].max_header_bytes
+    total = 0
+    for name, value in request.raw_headers:
+        size = len(name) + len(value)
+        if size > limit:
+            raise HeadersTooLarge(f"A header is over {limit} bytes")
+        total += size
+    if total > limit * _TOTAL_HEADERS_FACTOR:
+        raise HeadersTooLarge(f"The headers are over {limit * _TOTAL_HEADERS_FACTOR} bytes")
+    return await handler(request)
+
+
+def is_graphiql_page(request: web.Request) -> bool:
     """The browser's GET of GraphiQL: a public page, the key is entered inside it."""
     return (
         request.method == "GET"
@@ -86,8 +118,16 @@ def _needs_principal(request: web.Request) -> bool:
         # Subscriptions authenticate in connection_init (or the upgrade's own header): only a
         # genuine WebSocket handshake skips the key here, not any request naming an upgrade.
         handshake = web.WebSocketResponse().can_prepare(request).ok
-        return not handshake and not _is_graphiql_page(request)
+        return not handshake and not is_graphiql_page(request)
     return True
+
+
+def authorization_header(request: web.Request) -> str | None:
+    """The one Authorization header; two of them are ambiguous, and refused."""
+    values = request.headers.getall("Authorization", [])
+    if len(values) > 1:
+        raise Unauthenticated("Send exactly one Authorization header")
+    return values[0] if values else None
 
 
 @web.middleware
@@ -96,7 +136,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         authenticator = request.config_dict[keys.AUTHENTICATOR]
         try:
             request[keys.PRINCIPAL] = await authenticator.authenticate(
-                request.headers.get("Authorization")
+                authorization_header(request)
             )
         except Unauthenticated as exc:
             response = error_response(request, exc)

@@ -1,15 +1,22 @@
-"""The error tree of DESIGN §4, translated once at each edge (GraphQL, REST).
+"""The error tree of DESIGN §4: every code either API answers, translated once at each edge.
 
-AppError
- ├── BadRequest              400 BAD_REQUEST
- ├── Unauthenticated         401 UNAUTHENTICATED
- ├── Forbidden               403 FORBIDDEN
- ├── NotFound                404 NOT_FOUND
- ├── IdempotencyKeyInUse     409 IDEMPOTENCY_KEY_IN_USE
-     ├── Conflict                409 CONFLICT (a row stayed locked by another write; retry)
- ├── ValidationFailed        422 VALIDATION_ERROR (with per-field messages)
- ├── IdempotencyKeyReused    422 IDEMPOTENCY_KEY_REUSED
- └── Internal                500 INTERNAL (details masked)
+AppError                          (code, HTTP status, message; `retryable` ones say when)
+ ├── BadRequest                   400 BAD_REQUEST         unparseable body or document, wrong shape
+ │    └── QueryTooComplex         400 QUERY_TOO_COMPLEX   token, depth, alias or cost limit
+ ├── Unauthenticated              401 UNAUTHENTICATED     missing, unknown, revoked credential
+ ├── Forbidden                    403 FORBIDDEN           the credential may not do this
+ ├── NotFound                     404 NOT_FOUND           unknown id (another organization's too)
+ ├── MethodNotAllowed             405 METHOD_NOT_ALLOWED  e.g. a mutation over GET (`Allow`)
+ ├── IdempotencyKeyInUse          409 IDEMPOTENCY_KEY_IN_USE  the same key is still running
+ ├── Conflict                     409 CONFLICT            a row stayed locked past lock_timeout
+ ├── SubscriberTooSlow            409 SUBSCRIBER_TOO_SLOW a subscription fell behind (resume)
+ ├── PayloadTooLarge              413 PAYLOAD_TOO_LARGE   body over the documented limit
+ ├── ValidationFailed             422 VALIDATION_ERROR    input or document fails validation
+ ├── IdempotencyKeyReused         422 IDEMPOTENCY_KEY_REUSED  same key, different request
+ ├── HeadersTooLarge              431 HEADERS_TOO_LARGE   a header or all of them over the limit
+ ├── ServiceUnavailable           503 SERVICE_UNAVAILABLE database lost, shutdown, statement
+ │                                                        timeout: retry (`Retry-After`)
+ └── Internal                     500 INTERNAL            a bug: masked, logged with request id
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ class AppError(Exception):
     code: ClassVar[str] = "INTERNAL"
     status: ClassVar[int] = 500
     default_message: ClassVar[str] = "Internal error"
+    # Seconds a client should wait before retrying (the `Retry-After` header), when it may.
+    retry_after: ClassVar[int | None] = None
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -38,6 +47,11 @@ class BadRequest(AppError):
     code = "BAD_REQUEST"
     status = 400
     default_message = "Malformed request"
+
+
+class QueryTooComplex(BadRequest):
+    code = "QUERY_TOO_COMPLEX"
+    default_message = "The document exceeds a limit of this API"
 
 
 class Unauthenticated(AppError):
@@ -58,6 +72,16 @@ class NotFound(AppError):
     default_message = "Not found"
 
 
+class MethodNotAllowed(AppError):
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+    default_message = "This method is not allowed here"
+
+    def __init__(self, allowed: tuple[str, ...], message: str | None = None) -> None:
+        self.allowed = allowed
+        super().__init__(message)
+
+
 class IdempotencyKeyInUse(AppError):
     code = "IDEMPOTENCY_KEY_IN_USE"
     status = 409
@@ -70,6 +94,24 @@ class Conflict(AppError):
     default_message = (
         "Another request is changing this lead (or its organization's events) right now; retry"
     )
+
+
+class SubscriberTooSlow(AppError):
+    code = "SUBSCRIBER_TOO_SLOW"
+    status = 409
+
+    def __init__(self, cursor: int) -> None:
+        self.cursor = cursor
+        super().__init__(
+            f"This subscription fell too far behind and was closed; resubscribe with "
+            f'after: "{cursor}" to continue without a gap'
+        )
+
+
+class PayloadTooLarge(AppError):
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+    default_message = "The request body is too large"
 
 
 class ValidationFailed(AppError):
@@ -90,6 +132,19 @@ class IdempotencyKeyReused(AppError):
     code = "IDEMPOTENCY_KEY_REUSED"
     status = 422
     default_message = "This Idempotency-Key was already used with a different request"
+
+
+class HeadersTooLarge(AppError):
+    code = "HEADERS_TOO_LARGE"
+    status = 431
+    default_message = "The request's headers are too large"
+
+
+class ServiceUnavailable(AppError):
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+    default_message = "The service is briefly unavailable; retry shortly"
+    retry_after = 1
 
 
 class Internal(AppError):

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -29,6 +29,12 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def signatures(secrets: Sequence[str], message_id: str, timestamp: int, body: bytes) -> str:
+    """The header with one `v1,…` entry per secret, space-separated, in the order given (the
+    current secret first, then the one it replaced while their overlap lasts)."""
+    return " ".join(sign(secret, message_id, timestamp, body) for secret in secrets)
 
 
 def checked_event_types(types: Iterable[str]) -> list[str]:
@@ -55,13 +61,52 @@ def checked_url(url: str, *, allow_insecure: bool) -> tuple[str, str]:
     return url.strip(), parts.hostname or ""
 
 
+# Prefixes whose addresses carry an IPv4 address that a relay or translator may deliver to:
+# NAT64 (RFC 6052) and its local-use range (RFC 8215). 6to4 has `sixtofour`.
+_NAT64: Final = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_SHARED: Final = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598: neither private nor global
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in network for network in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_refusal(address: str, *, allow_loopback: bool) -> str | None:
-    """Why a webhook must not be sent to this IP address (SSRF), or None when it may."""
-    ip = ipaddress.ip_address(address)
+    """Why a webhook must not be sent to this IP address (SSRF), or None when it may.
+
+    Only globally routable unicast addresses are targets (`is_global`: no private, shared
+    100.64.0.0/10, link-local and cloud metadata, unspecified, reserved or documentation
+    ranges), judged by the IPv4 address an IPv6 one embeds when it does. Loopback is allowed
+    only for local development (`allow_loopback`).
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "an address that is not an IP address"  # fail closed on what we cannot judge
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return address_refusal(str(embedded), allow_loopback=allow_loopback)
     if ip.is_loopback:
         return None if allow_loopback else "a loopback address"
+    if ip.is_multicast:  # is_global holds for some multicast ranges
+        return "a multicast address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:  # deprecated, not global
+        return "a private address"
+    if ip.is_global:
+        return None
     if ip.is_link_local:
         return "a link-local address"
-    if ip.is_private or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
-        return "a private or reserved address"
-    return None
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if ip in _SHARED:
+        return "a shared (carrier-grade NAT) address"
+    if ip.is_private:
+        return "a private address"
+    return "an address that is not globally routable"

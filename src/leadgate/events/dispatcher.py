@@ -39,6 +39,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         # When the earliest retry this dispatcher scheduled falls due (event loop time).
         self._next_retry: float | None = None
+        # Claimed and not yet settled, by delivery id: released when the dispatcher stops.
+        self._leased: dict[int, ClaimedDelivery] = {}
 
     def wake(self) -> None:
         """New events were committed: look for due deliveries now rather than at the next poll."""
@@ -54,6 +56,7 @@ class Dispatcher:
                 room = limit - len(in_flight)
                 claimed = await self._claim(room) if room > 0 else []
                 for delivery in claimed:
+                    self._leased[delivery.id] = delivery
                     task = asyncio.create_task(self._deliver(delivery))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
@@ -63,6 +66,22 @@ class Dispatcher:
         finally:
             for task in in_flight:
                 task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            await self._release_leases()
+
+    async def _release_leases(self) -> None:
+        """On stopping (SIGTERM): what this dispatcher claimed but did not settle is due again
+        at once, for any dispatcher, instead of waiting out its lease (issue 8 #9)."""
+        leased, self._leased = list(self._leased.values()), {}
+        if not leased:
+            return
+        try:
+            async with self._pool.acquire() as conn:
+                released = await webhooks.release_leases(conn, leased)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.warning("releasing webhook leases failed; they end on their own", exc_info=True)
+            return
+        log.info("released %d claimed webhook deliveries", released)
 
     async def _claim(self, room: int) -> list[ClaimedDelivery]:
         try:
@@ -102,6 +121,8 @@ class Dispatcher:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             # Unrecorded, the attempt is retried once its lease ends: at least once, not lost.
             log.warning("recording webhook delivery %s failed", claimed.id, exc_info=True)
+        # Settled (or left to its lease after a database error); not when cancelled.
+        self._leased.pop(claimed.id, None)
 
     async def _attempt(self, claimed: ClaimedDelivery) -> None:
         if not claimed.enabled:
@@ -110,7 +131,7 @@ class Dispatcher:
             result = await send(
                 self._session,
                 url=claimed.url,
-                secret=claimed.secret,
+                secrets=claimed.secrets,
                 message_id=str(claimed.event_id),
                 body=event_body(claimed),
                 time_limit=self._settings.webhook_timeout_seconds,

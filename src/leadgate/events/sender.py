@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from leadgate.domain.formats import iso_utc
-from leadgate.domain.webhooks import address_refusal, sign
+from leadgate.domain.webhooks import signatures
+from leadgate.events.resolver import RefusedAddress, vet_literal
 from leadgate.store.webhooks import ClaimedDelivery
 
 
@@ -43,54 +46,60 @@ def event_body(claimed: ClaimedDelivery) -> dict[str, Any]:
     }
 
 
-async def refusal(url: str, *, allow_loopback: bool) -> str | None:
-    """Why `url` must not be called (it resolves to a private address), or None."""
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        return f"cannot resolve {host}: {exc}"
-    for info in infos:
-        reason = address_refusal(str(info[4][0]), allow_loopback=allow_loopback)
-        if reason:
-            return f"{host} resolves to {reason}"
-    return None
-
-
 def _retry_after(value: str | None) -> float | None:
+    """Seconds a receiver asked us to wait (RFC 9110 §10.2.3): delay-seconds or an HTTP date;
+    a date already past means no wait. None when absent or unreadable (the schedule applies)."""
     if value is None:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        return None  # an HTTP date: the schedule applies
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC without a claim to be local time
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return max(seconds, 0.0)  # the dispatcher caps it
 
 
 async def send(
     session: aiohttp.ClientSession,
     *,
     url: str,
-    secret: str,
+    secrets: Sequence[str],
     message_id: str,
     body: dict[str, Any],
     time_limit: float,
     allow_loopback: bool,
 ) -> SendResult:
+    """POST one signed message, signed with every secret in `secrets` (current first).
+
+    `session` must come from `resolver.webhook_session`: its resolver vets every address a
+    host name resolves to, at connection time; IP literals are vetted here.
+    """
     started = time.monotonic()
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
-    reason = await refusal(url, allow_loopback=allow_loopback)
-    if reason:
-        return SendResult(response_status=None, error=f"refused: {reason}", duration_ms=0)
+    try:
+        # The host as aiohttp will parse it (yarl), not as urllib would.
+        vet_literal(URL(url).raw_host or "", allow_loopback=allow_loopback)
+    except RefusedAddress as exc:
+        return SendResult(response_status=None, error=f"refused: {exc}", duration_ms=0)
+    except ValueError as exc:
+        return SendResult(response_status=None, error=f"invalid URL: {exc}"[:500], duration_ms=0)
     data = orjson.dumps(body)
     timestamp = int(time.time())
     headers = {
         "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, message_id, timestamp, data),
+        "webhook-signature": signatures(secrets, message_id, timestamp, data),
         "user-agent": "leadgate-webhooks/1",
     }
     try:
@@ -110,5 +119,9 @@ async def send(
             )
     except TimeoutError:
         return SendResult(None, f"timed out after {time_limit:g}s", elapsed())
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, RefusedAddress):
+            return SendResult(None, f"refused: {exc.os_error}", elapsed())
+        return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], elapsed())
     except aiohttp.ClientError as exc:
         return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], elapsed())

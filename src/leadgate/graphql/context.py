@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from strawberry.types import Info as StrawberryInfo
@@ -16,15 +16,23 @@ from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
 from leadgate.services.webhooks import WebhookAdmin
 
+if TYPE_CHECKING:
+    from leadgate.graphql.connections import TrackedConnection
+
 
 class Context:
     """Per HTTP request, or per WebSocket connection (whose caller is known only once its
-    connection_init has been authenticated)."""
+    connection_init has been authenticated).
+
+    A WebSocket's context lives as long as the connection, but its loaders must not: each
+    operation and each delivered subscription event reads afresh (`renew_loaders`)."""
 
     __slots__ = (
         "_loaders",
         "authenticator",
+        "authorization",
         "caller",
+        "connection",
         "connection_params",
         "feed",
         "idempotency_header",
@@ -62,6 +70,10 @@ class Context:
         self.response_extensions: dict[str, Any] = {}
         # Set by strawberry from a WebSocket's connection_init payload.
         self.connection_params: dict[str, Any] | None = None
+        # A WebSocket's: the credential that authenticated it (re-checked while it is open)
+        # and the connection itself (graphql/connections.py).
+        self.authorization: str | None = None
+        self.connection: TrackedConnection | None = None
         self._loaders: Loaders | None = None
 
     @property
@@ -75,6 +87,13 @@ class Context:
         if self._loaders is None:
             self._loaders = make_loaders(self.reader, self.principal)
         return self._loaders
+
+    def renew_loaders(self) -> None:
+        """Forget what the loaders cached: what resolves next is read afresh.
+
+        Safe with several operations on one connection: whatever resolves after this call
+        reads through loaders made after it, so never older than the event it answers."""
+        self._loaders = None
 
 
 Info = StrawberryInfo[Context, None]

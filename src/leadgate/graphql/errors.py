@@ -1,4 +1,9 @@
-"""Translate execution errors into DESIGN §4's `extensions.code` (the GraphQL edge)."""
+"""Translate execution errors into DESIGN §4's `extensions.code` (the GraphQL edge).
+
+Errors are classified by their cause, never by their shape: the gate (graphql/gate.py) has
+already given every document, operation and variable error its code, so what reaches here
+was raised while resolving — one of our AppErrors, a database outage, or a bug.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
+from leadgate.db.failures import unavailable
 from leadgate.domain.errors import AppError, ValidationFailed
 
 log = logging.getLogger("leadgate.graphql")
 
 
-def _cause(error: GraphQLError) -> BaseException | None:
+def cause_of(error: GraphQLError) -> BaseException | None:
     """The exception behind an error, through graphql-core's wrapping (variables, arguments)."""
     cause = error.original_error
     while isinstance(cause, GraphQLError) and cause.original_error is not None:
@@ -25,24 +31,23 @@ def annotate(error: GraphQLError, request_id: str) -> None:
     transport that formats it (HTTP, graphql-transport-ws) shows the same thing."""
     if error.extensions and "code" in error.extensions:
         return
-    cause = _cause(error)
+    cause = cause_of(error)
     extensions: dict[str, Any] = {**(error.extensions or {}), "requestId": request_id}
+    outage = unavailable(cause) if cause is not None else None
     if isinstance(cause, AppError):
         error.message = cause.message
         extensions["code"] = cause.code
-        if isinstance(cause, ValidationFailed):
+        if isinstance(cause, ValidationFailed) and cause.fields:
             extensions["fields"] = [{"field": f.field, "message": f.message} for f in cause.fields]
+    elif outage is not None:
+        log.warning("database unavailable (request %s): %r", request_id, cause)
+        error.message = outage.message
+        extensions["code"] = outage.code
     elif isinstance(error, GraphQLSyntaxError):
         extensions["code"] = "BAD_REQUEST"
-    elif error.path is None:
-        # Raised before execution: the document does not validate against the schema
-        # (unknown field, wrong argument type, an input field update does not accept...) or a
-        # variable does not fit its type. Understood and refused, as REST refuses a body that
-        # fails validation.
-        extensions["code"] = "VALIDATION_ERROR"
     else:
         # Details of unexpected failures stay in the log, found by the request id.
-        log.error("unexpected error (request %s)", request_id, exc_info=cause)
+        log.error("unexpected error (request %s): %s", request_id, error.message, exc_info=cause)
         error.message = f"Internal error (request {request_id})"
         extensions["code"] = "INTERNAL"
     error.extensions = extensions

@@ -1,4 +1,4 @@
-"""The strawberry schema: the source of schema.graphql."""
+"""The strawberry schema (the source of schema.graphql), behind the admission gate."""
 
 from __future__ import annotations
 
@@ -7,40 +7,44 @@ from datetime import datetime
 from typing import Any, Final
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-    max_aliases,
-    query_depth_limiter,
-)
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from leadgate.db.failures import unavailable
 from leadgate.graphql.compiled import Plan, PlanCache
 from leadgate.graphql.errors import annotate
+from leadgate.graphql.gate import Gate, Limits, Refused
 from leadgate.graphql.mutation import Mutation
 from leadgate.graphql.query import Query
 from leadgate.graphql.scalars import DateTime
 from leadgate.graphql.subscription import Subscription
 from leadgate.graphql.webhooks import WebhookMutation, WebhookQuery
 
-# Deep enough for any real lead query, shallow enough to stop abusive nesting.
-MAX_DEPTH: Final = 10
-MAX_ALIASES: Final = 30
+_ALL_OPERATIONS: Final = (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
+
+
+class RefusedResult(ExecutionResult):
+    """A request refused before execution: errors only, no `data` entry."""
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(data=None, errors=refused.errors)
+        self.refused = refused
 
 
 class LeadgateSchema(strawberry.Schema):
-    """Strawberry's schema, running queries through compiled plans where it can."""
+    """Strawberry's schema behind the gate (graphql/gate.py: every limit and check before
+    any resolver runs), running queries through compiled plans where it can."""
 
-    def __init__(self, *args: Any, compiled: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: Limits, compiled: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plans = PlanCache(self, tuple(_LIMIT_RULES)) if compiled else None
+        self.gate = Gate(self._schema, limits)
+        self._plans = PlanCache(self, ()) if compiled else None
         # Plans that had to hand over to strawberry (an error while running): a metric.
         self.fallbacks = 0
 
@@ -54,13 +58,25 @@ class LeadgateSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        allowed = tuple(allowed_operation_types or _ALL_OPERATIONS)
+        try:
+            admitted = self.gate.admit(query, operation_name, variable_values, _names(allowed))
+        except Refused as refused:
+            _report_cost(context_value, refused.cost)
+            return RefusedResult(refused)
+        _report_cost(context_value, admitted.cost)
         plan = self.plan(query, operation_name) if query else None
         if plan is not None and root_value is None:
             try:
                 return ExecutionResult(
                     data=await plan.run(context_value, variable_values), errors=None
                 )
-            except Exception:  # noqa: BLE001 - strawberry reruns it and reports the errors
+            except Exception as exc:  # noqa: BLE001 - strawberry reruns it and reports the errors
+                if unavailable(exc) is not None:
+                    # Never run a query twice against a database that is failing.
+                    error = GraphQLError(str(exc), original_error=exc)
+                    annotate(error, getattr(context_value, "request_id", ""))
+                    return ExecutionResult(data=None, errors=[error])
                 self.fallbacks += 1
         return await super().execute(
             query,
@@ -68,7 +84,7 @@ class LeadgateSchema(strawberry.Schema):
             context_value,
             root_value,
             operation_name,
-            allowed_operation_types,
+            allowed,
             operation_extensions,
         )
 
@@ -82,8 +98,12 @@ class LeadgateSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
+        allowed = tuple(allowed_operation_types or _ALL_OPERATIONS)
+        try:
+            self.gate.admit(query, operation_name, variable_values, _names(allowed))
+        except Refused as refused:
+            return _refused_stream(refused)
         plan = self.plan(query, operation_name) if query else None
-        allowed = allowed_operation_types or ()
         if (
             plan is not None
             and root_value is None
@@ -103,7 +123,7 @@ class LeadgateSchema(strawberry.Schema):
             root_value,
             operation_name,
             operation_extensions,
-            allowed_operation_types,
+            allowed,
         )
 
     async def _compiled_stream(
@@ -140,21 +160,27 @@ class LeadgateSchema(strawberry.Schema):
             annotate(error, request_id)
 
 
-# The limits' rule classes are made once: the validation cache keys on the rule classes, so
-# classes made afresh per request (as QueryDepthLimiter(...) would) would defeat it.
-_LIMIT_RULES: Final[list[type[ASTValidationRule]]] = [
-    query_depth_limiter.create_validator(MAX_DEPTH, should_ignore=None),
-    max_aliases.create_validator(MAX_ALIASES),
-]
+async def _refused_stream(refused: Refused) -> AsyncGenerator[ExecutionResult, None]:
+    yield PreExecutionError(data=None, errors=refused.errors)
 
 
-def build_schema(*, compiled: bool = True) -> strawberry.Schema:
+def _names(types: Iterable[OperationType]) -> frozenset[str]:
+    return frozenset(t.value for t in types)
+
+
+def _report_cost(context: Any, cost: dict[str, int] | None) -> None:
+    """`extensions.cost` of the response (Shopify's and GitHub's way of showing it)."""
+    extensions = getattr(context, "response_extensions", None)
+    if cost is not None and extensions is not None:
+        extensions["cost"] = cost
+
+
+def build_schema(*, limits: Limits | None = None, compiled: bool = True) -> LeadgateSchema:
     # Factories: an extension is made per request; the parse and validation caches live at
     # module level in strawberry and so outlive each request.
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: AddValidationRules(_LIMIT_RULES),
     ]
     return LeadgateSchema(
         query=merge_types("Query", (Query, WebhookQuery)),
@@ -162,6 +188,7 @@ def build_schema(*, compiled: bool = True) -> strawberry.Schema:
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         extensions=extensions,
+        limits=limits or Limits(),
         compiled=compiled,
     )
 

@@ -14,7 +14,7 @@ from leadgate.domain.ids import parse_event_id
 from leadgate.graphql.arguments import optional_uuid_argument
 from leadgate.graphql.context import Info
 from leadgate.graphql.types import Lead, Stage
-from leadgate.services.event_feed import Delivery
+from leadgate.services.event_feed import Delivery, Position
 
 STATUS_CHANGED: Final = frozenset({"lead.status_changed"})
 
@@ -73,16 +73,27 @@ class Subscription:
         lead = optional_uuid_argument("leadId", lead_id)
         stage = optional_uuid_argument("stageId", stage_id)
         cursor = _cursor(after)
-        deliveries = ctx.feed.stream(
-            ctx.principal, types=STATUS_CHANGED, lead_id=lead, after=cursor
-        )
-        async for delivery in deliveries:
-            change = LeadStageChange.from_delivery(delivery)
-            if change is None:
-                continue
-            if stage is not None and str(stage) not in (
-                change.to_stage.id,
-                change.from_stage.id if change.from_stage else None,
-            ):
-                continue
-            yield change
+        position = Position()
+        connection = ctx.connection
+        if connection is not None:
+            connection.follow(position)  # its cursor, told to the client at shutdown
+        try:
+            deliveries = ctx.feed.stream(
+                ctx.principal, types=STATUS_CHANGED, lead_id=lead, after=cursor, position=position
+            )
+            async for delivery in deliveries:
+                change = LeadStageChange.from_delivery(delivery)
+                if change is None:
+                    continue
+                if stage is not None and str(stage) not in (
+                    change.to_stage.id,
+                    change.from_stage.id if change.from_stage else None,
+                ):
+                    continue
+                # Loaders per delivered event: `lead { history }` must include this event,
+                # not repeat what an earlier event's loaders cached (issue 8 #13).
+                ctx.renew_loaders()
+                yield change
+        finally:
+            if connection is not None:
+                connection.unfollow(position)

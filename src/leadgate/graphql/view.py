@@ -7,20 +7,22 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from leadgate import keys
-from leadgate.domain.errors import BadRequest, Unauthenticated
+from leadgate.domain.errors import Unauthenticated
 from leadgate.domain.models import Principal
+from leadgate.graphql import http
+from leadgate.graphql.connections import (
+    ConnectionRegistry,
+    LegacyWSConnection,
+    TransportWSConnection,
+)
 from leadgate.graphql.context import Context
-from leadgate.graphql.errors import annotate
 from leadgate.graphql.ide import render_graphiql
-from leadgate.middleware import graphql_error_body
+from leadgate.middleware import is_graphiql_page as _is_graphiql_page
 from leadgate.services.auth import Authenticator
 
 # graphql-transport-ws close code for a connection whose key is missing or invalid.
@@ -28,33 +30,40 @@ CLOSE_UNAUTHORIZED = 4401
 
 
 class LeadgateGraphQLView(GraphQLView[Context, None]):
-    def __init__(self, *args: Any, graphiql_api_key: str | None = None, **kwargs: Any) -> None:
+    # Connections the registry tracks: re-authenticated while open, closed at shutdown.
+    graphql_transport_ws_handler_class = TransportWSConnection
+    graphql_ws_handler_class = LegacyWSConnection
+
+    def __init__(
+        self,
+        *args: Any,
+        graphiql_api_key: str | None = None,
+        connections: ConnectionRegistry | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._graphiql_api_key = graphiql_api_key
+        self.connections = ConnectionRegistry() if connections is None else connections
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        try:
+        if self.is_websocket_request(request):
             return await self.run(request=request)
-        except HTTPException as exc:
-            # Strawberry answers malformed requests in plain text; ours speak the envelope.
-            body = graphql_error_body(BadRequest(exc.reason), keys.request_id(request))
-            return web.Response(body=body, status=exc.status_code, content_type="application/json")
-
-    def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
-        if not isinstance(parsed, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object")
-        return parsed
+        if _is_graphiql_page(request):
+            return await self.render_graphql_ide(request)
+        # Plain HTTP is ours (graphql/http.py): media types, status codes, bounded bodies.
+        return await http.respond(request, self.schema, self.get_context)
 
     async def get_context(
         self, request: web.Request, response: web.Response | web.WebSocketResponse
     ) -> Context:
         app = request.config_dict
         authenticator = app[keys.AUTHENTICATOR]
+        authorization = None
         if isinstance(response, web.WebSocketResponse):
             # A subscription connection: authenticated by its upgrade request's header when
             # it has one, otherwise by its connection_init payload (on_ws_connect).
-            caller = await _authenticate(authenticator, request.headers.get("Authorization"))
+            authorization = request.headers.get("Authorization")
+            caller = await _authenticate(authenticator, authorization)
         else:
             # None only for the public GraphiQL page, which runs nothing.
             caller = request.get(keys.PRINCIPAL)
@@ -69,6 +78,8 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
             webhooks=app[keys.WEBHOOKS],
             websocket=response if isinstance(response, web.WebSocketResponse) else None,
         )
+        if caller is not None:
+            context.authorization = authorization
         request[keys.GRAPHQL_EXTENSIONS] = context.response_extensions
         return context
 
@@ -77,6 +88,8 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
         authorization = params.get("Authorization", params.get("authorization"))
         if authorization is not None:
             context.caller = await _authenticate(context.authenticator, authorization)
+            # Re-checked while the connection is open (graphql/connections.py).
+            context.authorization = authorization if context.caller is not None else None
         if context.caller is None:
             if context.websocket is not None:
                 await context.websocket.close(
@@ -90,25 +103,6 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
         return web.Response(
             text=render_graphiql(api_key=self._graphiql_api_key), content_type="text/html"
         )
-
-    async def process_result(
-        self, request: web.Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        response: GraphQLHTTPResponse = {"data": result.data}
-        if result.errors:
-            rid = keys.request_id(request)
-            errors: list[object] = []
-            for error in result.errors:
-                annotate(error, rid)
-                formatted: dict[str, Any] = dict(error.formatted)
-                # Cached validation errors are shared between requests: this request's id.
-                formatted["extensions"] = {**formatted.get("extensions", {}), "requestId": rid}
-                errors.append(formatted)
-            response["errors"] = errors
-        extensions = {**(result.extensions or {}), **request.get(keys.GRAPHQL_EXTENSIONS, {})}
-        if extensions:
-            response["extensions"] = extensions
-        return response
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: graphql-transport-ws frames must be text frames.

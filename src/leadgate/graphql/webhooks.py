@@ -35,6 +35,10 @@ class WebhookEndpoint:
     enabled: bool
     disabled_reason: str | None
     created_at: datetime
+    previous_secret_expires_at: datetime | None = strawberry.field(
+        description="Until when the secret replaced by the last rotateWebhookSecret still "
+        "signs beside the current one; null once it no longer does."
+    )
 
     @classmethod
     def from_model(cls, endpoint: webhooks.Endpoint) -> WebhookEndpoint:
@@ -45,6 +49,7 @@ class WebhookEndpoint:
             enabled=endpoint.enabled,
             disabled_reason=endpoint.disabled_reason,
             created_at=endpoint.created_at,
+            previous_secret_expires_at=endpoint.previous_secret_expires_at,
         )
 
 
@@ -208,7 +213,11 @@ class WebhookMutation:
         await ctx.webhooks.delete(ctx.principal, parse_endpoint_id(id))
         return True
 
-    @strawberry.mutation(description="A new secret; the old one stops signing at once.")
+    @strawberry.mutation(
+        description="A new secret. The old one keeps signing beside it (webhook-signature "
+        "holds two v1 entries, the new first) until previousSecretExpiresAt (24 h by default, "
+        "LEADGATE_WEBHOOK_SECRET_OVERLAP), then only the new one signs."
+    )
     async def rotate_webhook_secret(
         self,
         info: Info,

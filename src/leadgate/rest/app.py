@@ -1,15 +1,14 @@
-"""The /v1 sub-application."""
+"""The /v1 sub-application (its errors leave in the REST envelope: see middleware.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from leadgate.rest import events, leads
-from leadgate.rest.errors import rest_error_middleware
 
 
 def create_rest_app() -> web.Application:
-    app = web.Application(middlewares=[rest_error_middleware])
+    app = web.Application()
     app.add_routes(leads.routes)
     app.add_routes(events.routes)
     return app

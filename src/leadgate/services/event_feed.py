@@ -18,24 +18,13 @@ from uuid import UUID
 
 import asyncpg
 
-from leadgate.domain.errors import AppError
+from leadgate.domain.errors import SubscriberTooSlow
 from leadgate.domain.models import LeadEvent, LeadRecord, Principal, Stage
 from leadgate.store import catalog, events, lead_writes
 
 # Enough for bursts; a subscriber further behind is closed and resumes with `after`.
 DEFAULT_QUEUE_SIZE: Final = 512
 CATCH_UP_BATCH: Final = 500
-
-
-class SubscriberFellBehind(AppError):
-    code = "SUBSCRIBER_TOO_SLOW"
-    status = 409
-
-    def __init__(self, cursor: int) -> None:
-        super().__init__(
-            f"This subscription fell too far behind and was closed; resubscribe with "
-            f'after: "{cursor}" to continue without a gap'
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +34,15 @@ class Delivery:
     event: LeadEvent
     record: LeadRecord | None
     stages: dict[UUID, Stage]
+
+
+@dataclass(slots=True)
+class Position:
+    """Where a subscriber can resume with `after`: the consumer has finished with every event
+    up to `event_id` (delivered it, or it was filtered out). None until the stream starts.
+    Read at shutdown to tell each client where to resume (issue 8 #9)."""
+
+    event_id: int | None = None
 
 
 class _Resync:
@@ -87,34 +85,42 @@ class EventFeed:
         types: frozenset[str],
         lead_id: UUID | None = None,
         after: int | None = None,
+        position: Position | None = None,
     ) -> AsyncIterator[Delivery]:
-        """The principal's organization's events: those after `after` first, then live."""
+        """The principal's organization's events: those after `after` first, then live.
+
+        `position` moves past a delivery only when the consumer asks for the next one, so it
+        never names an event the consumer has not finished with."""
         org = principal.organization_id
         sub = Subscriber(org, types, lead_id, asyncio.Queue(self.queue_size))
+        seen = Position() if position is None else position
         # Registered before reading the table: whatever commits from now on arrives live
         # too, and the cursor drops the overlap.
         self._subscribers[org].add(sub)
         try:
             if after is None:
                 async with self.pool.acquire() as conn:
-                    cursor = await events.latest_event_id(conn, org)
+                    cursor = seen.event_id = await events.latest_event_id(conn, org)
             else:
-                cursor = after
+                cursor = seen.event_id = after
                 async for delivery in self._catch_up(sub, cursor):
                     cursor = delivery.event.id
                     yield delivery
+                    seen.event_id = cursor
             while True:
                 item = await sub.queue.get()
                 if sub.overflowed:
-                    raise SubscriberFellBehind(cursor)
+                    raise SubscriberTooSlow(cursor)
                 if isinstance(item, _Resync):
                     async for delivery in self._catch_up(sub, cursor):
                         cursor = delivery.event.id
                         yield delivery
+                        seen.event_id = cursor
                 elif item.event.id > cursor:
                     cursor = item.event.id
                     if sub.wants(item.event):
                         yield item
+                    seen.event_id = cursor
         finally:
             self._subscribers[org].discard(sub)
             if not self._subscribers[org]:

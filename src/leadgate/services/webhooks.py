@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ from leadgate.domain.errors import FieldError, Forbidden, NotFound, ValidationFa
 from leadgate.domain.formats import iso_utc
 from leadgate.domain.models import Principal
 from leadgate.domain.webhooks import checked_event_types, checked_url, generate_secret
-from leadgate.events.sender import SendResult, refusal, send
+from leadgate.events.resolver import RefusedAddress, VettingResolver
+from leadgate.events.sender import SendResult, send
 from leadgate.store import webhooks
 from leadgate.store.webhooks import Attempt, Delivery, Endpoint
 
@@ -38,12 +40,21 @@ class DeliveryPage:
 
 
 class WebhookAdmin:
+    """`session` and `resolver` come from events.resolver (`webhook_session(resolver)`): the
+    target a URL is vetted against here is vetted again, by the same resolver, whenever a
+    delivery connects."""
+
     def __init__(
-        self, pool: asyncpg.Pool, session: aiohttp.ClientSession, settings: Settings
+        self,
+        pool: asyncpg.Pool,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        resolver: VettingResolver,
     ) -> None:
         self._pool = pool
         self._session = session
         self._settings = settings
+        self._resolver = resolver
 
     def _org(self, principal: Principal) -> UUID:
         if not principal.can_write:
@@ -53,11 +64,13 @@ class WebhookAdmin:
     async def _checked_url(self, url: str) -> str:
         allow_insecure = self._settings.allow_insecure_webhooks
         url, _host = checked_url(url, allow_insecure=allow_insecure)
-        reason = await refusal(url, allow_loopback=allow_insecure)
-        # A host that does not resolve (yet) is accepted: deliveries will retry. One that
-        # resolves somewhere private is not (SSRF).
-        if reason and not reason.startswith("cannot resolve"):
-            raise ValidationFailed.single("url", f"is not allowed: {reason}")
+        try:
+            async with asyncio.timeout(self._settings.webhook_timeout_seconds):
+                await self._resolver.vet(url)
+        except RefusedAddress as exc:
+            raise ValidationFailed.single("url", f"is not allowed: {exc}") from None
+        except OSError:
+            pass  # does not resolve (yet): accepted, deliveries retry (and are vetted then)
         return url
 
     async def create(
@@ -105,10 +118,19 @@ class WebhookAdmin:
                 raise NotFound("Webhook endpoint not found")
 
     async def rotate_secret(self, principal: Principal, endpoint_id: UUID) -> EndpointWithSecret:
+        """A new secret. The replaced one keeps signing beside it (two `v1,` entries) for
+        `webhook_secret_overlap_seconds`, so receivers switch over without a rejected
+        delivery; a secret replaced by an earlier rotation stops signing now."""
         org = self._org(principal)
         secret = generate_secret()
         async with self._pool.acquire() as conn:
-            endpoint = await webhooks.rotate_secret(conn, org, endpoint_id, secret)
+            endpoint = await webhooks.rotate_secret(
+                conn,
+                org,
+                endpoint_id,
+                secret,
+                overlap_seconds=self._settings.webhook_secret_overlap_seconds,
+            )
         if endpoint is None:
             raise NotFound("Webhook endpoint not found")
         return EndpointWithSecret(endpoint=endpoint, secret=secret)
@@ -164,10 +186,10 @@ class WebhookAdmin:
         """Send a signed `webhook.test` event to the endpoint now and report what happened."""
         org = self._org(principal)
         async with self._pool.acquire() as conn:
-            found = await webhooks.endpoint_with_secret(conn, org, endpoint_id)
+            found = await webhooks.endpoint_with_secrets(conn, org, endpoint_id)
         if found is None:
             raise NotFound("Webhook endpoint not found")
-        endpoint, secret = found
+        endpoint, secrets = found
         message_id = f"test_{uuid.uuid4().hex}"
         body = {
             "id": message_id,
@@ -178,7 +200,7 @@ class WebhookAdmin:
         return await send(
             self._session,
             url=endpoint.url,
-            secret=secret,
+            secrets=secrets,
             message_id=message_id,
             body=body,
             time_limit=self._settings.webhook_timeout_seconds,

@@ -18,6 +18,9 @@ class Endpoint:
     enabled: bool
     disabled_reason: str | None
     created_at: datetime
+    # Until when the secret replaced by the last rotation still signs too; None: it no longer
+    # does (or there was no rotation).
+    previous_secret_expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,9 @@ class ClaimedDelivery:
     event_created_at: datetime
     endpoint_id: UUID
     url: str
-    secret: str
+    # Every secret that signs: the current one, then the one it replaced while their overlap
+    # lasts.
+    secrets: tuple[str, ...]
     enabled: bool
     # When it was due as claimed; a different value at settling time means someone asked for
     # a redelivery meanwhile.
@@ -68,18 +73,26 @@ class ClaimedDelivery:
 INSERT_ENDPOINT: Final = """
 INSERT INTO webhook_endpoints (organization_id, url, secret, event_types)
 VALUES ($1, $2, $3, $4)
-RETURNING id, url, event_types, enabled, disabled_reason, created_at
+RETURNING id, url, event_types, enabled, disabled_reason, created_at,
+    CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+        AS previous_secret_expires_at
 """
 
 ENDPOINTS: Final = """
-SELECT id, url, event_types, enabled, disabled_reason, created_at
+SELECT id, url, event_types, enabled, disabled_reason, created_at,
+    CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+        AS previous_secret_expires_at
 FROM webhook_endpoints
 WHERE organization_id = $1
 ORDER BY created_at, id
 """
 
 ENDPOINT: Final = """
-SELECT id, url, event_types, enabled, disabled_reason, created_at, secret
+SELECT id, url, event_types, enabled, disabled_reason, created_at,
+    CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+        AS previous_secret_expires_at,
+    secret,
+    CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret
 FROM webhook_endpoints
 WHERE organization_id = $1
   AND id = $2
@@ -94,16 +107,25 @@ SET url = coalesce($3, url),
     updated_at = now()
 WHERE organization_id = $1
   AND id = $2
-RETURNING id, url, event_types, enabled, disabled_reason, created_at
+RETURNING id, url, event_types, enabled, disabled_reason, created_at,
+    CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+        AS previous_secret_expires_at
 """
 
+# The secret being replaced keeps signing for $4 seconds (none when $4 <= 0); one rotated
+# out earlier stops at once: two secrets sign at most.
 ROTATE_SECRET: Final = """
 UPDATE webhook_endpoints
-SET secret = $3,
+SET previous_secret = CASE WHEN $4::float8 > 0 THEN secret END,
+    previous_secret_expires_at = CASE WHEN $4::float8 > 0
+        THEN now() + make_interval(secs => $4::float8) END,
+    secret = $3,
     updated_at = now()
 WHERE organization_id = $1
   AND id = $2
-RETURNING id, url, event_types, enabled, disabled_reason, created_at
+RETURNING id, url, event_types, enabled, disabled_reason, created_at,
+    CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
+        AS previous_secret_expires_at
 """  # noqa: S105 - a statement, not a secret
 
 DELETE_ENDPOINT: Final = """
@@ -190,7 +212,21 @@ WHERE d.organization_id = due.organization_id
 RETURNING d.organization_id, d.id, d.attempt, d.next_attempt_at AS due_at,
     d.event_id, e.type AS event_type,
     e.sequence AS event_sequence, e.payload AS event_payload, e.created_at AS event_created_at,
-    w.id AS endpoint_id, w.url, w.secret, w.enabled
+    w.id AS endpoint_id, w.url, w.secret, w.enabled,
+    CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret
+"""
+
+# A claimed delivery its dispatcher stopped before settling: due again at once, the claimed
+# attempt not counted. One settled or claimed again since (another attempt) is left alone.
+RELEASE_LEASES: Final = """
+UPDATE webhook_deliveries AS d
+SET attempt = d.attempt - 1,
+    leased_until = NULL
+FROM unnest($1::uuid[], $2::bigint[], $3::int[]) AS r (organization_id, id, attempt)
+WHERE d.organization_id = r.organization_id
+  AND d.id = r.id
+  AND d.attempt = r.attempt
+  AND d.leased_until IS NOT NULL
 """
 
 RECORD_ATTEMPT: Final = """
@@ -224,7 +260,13 @@ def _endpoint(row: asyncpg.Record) -> Endpoint:
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         created_at=row["created_at"],
+        previous_secret_expires_at=row["previous_secret_expires_at"],
     )
+
+
+def _secrets(row: asyncpg.Record) -> tuple[str, ...]:
+    previous: str | None = row["previous_secret"]
+    return (row["secret"],) if previous is None else (row["secret"], previous)
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
@@ -253,11 +295,12 @@ async def endpoints(conn: asyncpg.Connection, org: UUID) -> list[Endpoint]:
     return [_endpoint(r) for r in await conn.fetch(ENDPOINTS, org)]
 
 
-async def endpoint_with_secret(
+async def endpoint_with_secrets(
     conn: asyncpg.Connection, org: UUID, endpoint_id: UUID
-) -> tuple[Endpoint, str] | None:
+) -> tuple[Endpoint, tuple[str, ...]] | None:
+    """The endpoint and the secrets that sign for it now, current first."""
     row = await conn.fetchrow(ENDPOINT, org, endpoint_id)
-    return (_endpoint(row), row["secret"]) if row is not None else None
+    return (_endpoint(row), _secrets(row)) if row is not None else None
 
 
 async def update_endpoint(
@@ -274,9 +317,9 @@ async def update_endpoint(
 
 
 async def rotate_secret(
-    conn: asyncpg.Connection, org: UUID, endpoint_id: UUID, secret: str
+    conn: asyncpg.Connection, org: UUID, endpoint_id: UUID, secret: str, *, overlap_seconds: float
 ) -> Endpoint | None:
-    row = await conn.fetchrow(ROTATE_SECRET, org, endpoint_id, secret)
+    row = await conn.fetchrow(ROTATE_SECRET, org, endpoint_id, secret, overlap_seconds)
     return _endpoint(row) if row is not None else None
 
 
@@ -346,12 +389,23 @@ async def claim_due(
             event_created_at=r["event_created_at"],
             endpoint_id=r["endpoint_id"],
             url=r["url"],
-            secret=r["secret"],
+            secrets=_secrets(r),
             enabled=r["enabled"],
             due_at=r["due_at"],
         )
         for r in rows
     ]
+
+
+async def release_leases(conn: asyncpg.Connection, claimed: list[ClaimedDelivery]) -> int:
+    """How many of these claims were released (made due again)."""
+    status: str = await conn.execute(
+        RELEASE_LEASES,
+        [c.organization_id for c in claimed],
+        [c.id for c in claimed],
+        [c.attempt for c in claimed],
+    )
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def record_attempt(

@@ -1,0 +1,159 @@
+"""GraphQL over HTTP (the GraphQL-over-HTTP spec): GET and POST, media types, status codes.
+
+- `application/graphql-response+json` when the client accepts it: a request refused before
+  execution (parse, validation, variables, limits) is a 4xx without a `data` entry;
+- `application/json` otherwise, for older clients: such refusals are 200 with `errors`;
+- queries by GET or POST, mutations by POST only (405 with `Allow: POST`), subscriptions
+  over the WebSocket only (400);
+- a database outage anywhere in a response makes it one retryable SERVICE_UNAVAILABLE (503,
+  `Retry-After`): partial data from a failing database is not worth showing, and both
+  executors then answer alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+from graphql import GraphQLError
+from strawberry.schema.base import BaseSchema
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from leadgate.domain.errors import AppError, BadRequest, ServiceUnavailable
+from leadgate.envelope import (
+    GRAPHQL_RESPONSE_JSON,
+    error_headers,
+    graphql_error,
+    graphql_media_type,
+)
+from leadgate.graphql.context import Context
+from leadgate.graphql.errors import annotate
+from leadgate.graphql.schema import RefusedResult
+
+_GET: Final = (OperationType.QUERY,)
+_POST: Final = (OperationType.QUERY, OperationType.MUTATION)
+
+ContextFactory = Callable[[web.Request, web.Response], Awaitable[Context]]
+
+
+async def respond(
+    request: web.Request, schema: BaseSchema, make_context: ContextFactory
+) -> web.Response:
+    params = await _params(request)
+    response = web.Response()
+    context = await make_context(request, response)
+    result = await schema.execute(
+        params.get("query"),
+        variable_values=params.get("variables"),
+        context_value=context,
+        operation_name=params.get("operationName"),
+        allowed_operation_types=_GET if request.method == "GET" else _POST,
+    )
+    media = graphql_media_type(request.headers.get("Accept"))
+    body, status, headers = _answer(result, context, media)
+    response.body = encode(body)
+    response.set_status(status)
+    response.content_type = media
+    response.charset = "utf-8"
+    response.headers.update(headers)
+    return response
+
+
+def encode(body: object) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        # A client's lone surrogate echoed in an error message: json escapes it.
+        return json.dumps(body).encode()
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    """The request's {query, operationName, variables, extensions}, each of the right type."""
+    if request.method == "GET":
+        raw: dict[str, Any] = dict(request.query)
+        for name in ("variables", "extensions"):
+            if raw.get(name):
+                raw[name] = _json(raw[name], name)
+    else:
+        if request.content_type != "application/json":
+            raise BadRequest("POST a JSON body with Content-Type: application/json")
+        raw_body = _json(await request.read(), "body")
+        if not isinstance(raw_body, dict):
+            raise BadRequest("The request body must be a JSON object")
+        raw = raw_body
+    for name, kinds in (
+        ("query", (str,)),
+        ("operationName", (str,)),
+        ("variables", (dict,)),
+        ("extensions", (dict,)),
+    ):
+        value = raw.get(name)
+        if value is not None and not isinstance(value, kinds):
+            expected = "a string" if kinds == (str,) else "an object"
+            raise BadRequest(f"`{name}` must be {expected} or null")
+    if not raw.get("query"):
+        raise BadRequest("No GraphQL query found in the request")
+    return raw
+
+
+def _json(data: bytes | str, what: str) -> Any:
+    # The standard library's parser: unlike orjson it keeps integers of any size and lone
+    # surrogates (validation then refuses them with their field); what it cannot read is a
+    # typed 400, whatever the reason (not UTF-8, too deep, too many digits).
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        reason = "is not valid JSON" if what == "body" else f"`{what}` is not valid JSON"
+        raise BadRequest(f"The request {reason}: {type(exc).__name__}") from exc
+
+
+def _answer(
+    result: ExecutionResult, context: Context, media: str
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    extensions = context.response_extensions
+    errors = result.errors or []
+    for error in errors:
+        annotate(error, context.request_id)
+    outage = next((e for e in errors if _code(e) == ServiceUnavailable.code), None)
+    if outage is not None:
+        failure = ServiceUnavailable()
+        return (
+            _with({"errors": [graphql_error(failure, context.request_id)]}, extensions),
+            failure.status,
+            error_headers(failure),
+        )
+    if isinstance(result, RefusedResult):
+        cause: AppError = result.refused.cause
+        body = _with({"errors": _formatted(errors, context.request_id)}, extensions)
+        status = (
+            200 if result.refused.of_document and media != GRAPHQL_RESPONSE_JSON else cause.status
+        )
+        return body, status, error_headers(cause)
+    body = {"data": result.data}
+    if errors:
+        body["errors"] = _formatted(errors, context.request_id)
+    return _with(body, extensions), 200, {}
+
+
+def _code(error: GraphQLError) -> object:
+    return (error.extensions or {}).get("code")
+
+
+def _formatted(errors: list[GraphQLError], request_id: str) -> list[dict[str, Any]]:
+    formatted = []
+    for error in errors:
+        entry: dict[str, Any] = dict(error.formatted)
+        # Refusals are remembered per document and shared between requests: this request's id.
+        entry["extensions"] = {**entry.get("extensions", {}), "requestId": request_id}
+        formatted.append(entry)
+    return formatted
+
+
+def _with(body: dict[str, Any], extensions: dict[str, Any]) -> dict[str, Any]:
+    if extensions:
+        body["extensions"] = extensions
+    return body
