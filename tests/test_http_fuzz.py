@@ -326,15 +326,16 @@ async def test_a_graphql_limit_variable_beyond_the_int_limit_is_refused(target: 
         target, "POST", "/graphql", body=graphql_body(LEADS, f'{{"limit": {HUGE_NUMBER}}}')
     )
 
-    assert set(assert_typed(reply)) <= {"BAD_REQUEST", "VALIDATION_ERROR"}, str(reply)
-    assert assert_typed(reply), str(reply)
+    # Refused as JSON (400) or, by a parser that takes the number, as a variable (200).
+    outcome = (reply.status, assert_typed(reply))
+    assert outcome in [(400, ["BAD_REQUEST"]), (200, ["VALIDATION_ERROR"])], str(reply)
 
 
 async def test_a_rest_create_field_beyond_the_int_limit_is_refused(target: Target) -> None:
     body = f'{{"businessName": "Big", "leadScore": {HUGE_NUMBER}}}'.encode()
     reply = await send(target, "POST", "/v1/leads", body=body)
 
-    assert set(assert_typed(reply)) <= {"BAD_REQUEST", "VALIDATION_ERROR"}, str(reply)
+    assert assert_typed(reply) in (["BAD_REQUEST"], ["VALIDATION_ERROR"]), str(reply)
     assert reply.status in (400, 422), str(reply)
 
 
@@ -342,7 +343,7 @@ async def test_a_rest_update_field_beyond_the_int_limit_is_refused(target: Targe
     body = f'{{"monthlyRevenue": {HUGE_NUMBER}}}'.encode()
     reply = await send(target, "PATCH", target.path("/v1/leads/{id}"), body=body)
 
-    assert set(assert_typed(reply)) <= {"BAD_REQUEST", "VALIDATION_ERROR"}, str(reply)
+    assert assert_typed(reply) in (["BAD_REQUEST"], ["VALIDATION_ERROR"]), str(reply)
     assert reply.status in (400, 422), str(reply)
 
 
