@@ -126,5 +126,10 @@ class Api:
             return resp.status, await resp.json(), dict(resp.headers)
 
 
+def header(headers: dict[str, str], name: str) -> str | None:
+    """A response header, whatever its case on the wire."""
+    return {k.lower(): v for k, v in headers.items()}.get(name.lower())
+
+
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [e["extensions"]["code"] for e in body.get("errors", [])]

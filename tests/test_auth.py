@@ -14,16 +14,11 @@ import pytest
 
 from leadgate.db.statements import StatementCounter
 from leadgate.services import auth
-from tests.support import Api, Tenant, bearer, error_codes
+from tests.support import Api, Tenant, bearer, error_codes, header
 
 STAGES: Final = {"query": "{ stages { id } }"}
 # How long a revoked key may keep working (the key cache's time to live is below it).
 REVOCATION_DELAY: Final = 5.0
-
-
-def header(headers: dict[str, str], name: str) -> str | None:
-    """A response header, whatever its case on the wire."""
-    return {k.lower(): v for k, v in headers.items()}.get(name.lower())
 
 
 async def graphql_as(

@@ -10,17 +10,12 @@ from typing import Any, Final
 import asyncpg
 import pytest
 
-from tests.support import REST_ATTRIBUTES, Api, Tenant
+from tests.support import REST_ATTRIBUTES, Api, Tenant, header
 
 STAGE_KEYS: Final = frozenset({"id", "stageKey", "stageLabel", "color", "semanticSlot"})
 SOURCES: Final = frozenset({"manual", "csv_import", "api", "web_form", "referral", "dialer"})
 PRIORITIES: Final = frozenset({"low", "normal", "high", "urgent"})
 ISO_UTC: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
-
-
-def header(headers: dict[str, str], name: str) -> str | None:
-    """A response header, whatever its case on the wire."""
-    return {k.lower(): v for k, v in headers.items()}.get(name.lower())
 
 
 async def newest_first_ids(pool: asyncpg.Pool, tenant: Tenant) -> list[str]:

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from tests.support import REST_ATTRIBUTES, Api, Tenant, error_codes
+from tests.support import REST_ATTRIBUTES, Api, Tenant, error_codes, header
 
 LEAD_FIELDS: Final = """
     id businessName contactFirstName contactLastName email phone industry monthlyRevenue
@@ -172,11 +172,6 @@ WRITE_APIS: Final[dict[str, Callable[[Api], Writes]]] = {
     "graphql": GraphQLWrites,
     "rest": RestWrites,
 }
-
-
-def header(headers: dict[str, str], name: str) -> str | None:
-    """A response header, matched case-insensitively as HTTP says."""
-    return {k.lower(): v for k, v in headers.items()}.get(name.lower())
 
 
 async def write_counts(pool: asyncpg.Pool, organization_id: UUID) -> tuple[int, int]:
