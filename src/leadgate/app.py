@@ -10,7 +10,7 @@ from typing import Any, Final
 from aiohttp import web
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from leadgate import health, keys
+from leadgate import health, keys, protocol
 from leadgate.config import Settings
 from leadgate.db.pool import create_pool, database_url
 from leadgate.db.statements import StatementCounter
@@ -133,6 +133,7 @@ def subscription_protocols(settings: Settings) -> tuple[str, ...]:
 
 def create_app(settings: Settings) -> web.Application:
     """The gateway. The database must already be migrated (see `leadgate serve`)."""
+    protocol.install()
     app = web.Application(
         middlewares=[
             request_id_middleware,

@@ -16,6 +16,7 @@ Steps 1–4 depend on the text alone and are remembered per document.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ MAX_REMEMBERED: Final = 512
 MAX_REMEMBERED_LENGTH: Final = 64 * 1024
 # The arguments that size a list: its selection is counted this many times.
 SIZE_ARGUMENTS: Final = ("limit", "first", "last")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,7 @@ class Gate:
         document = self._document(query)
         operation = _operation(document, operation_name)
         _check_type(operation.operation, allowed)
+        _check_text(variables or {}, "variables")
         coerced = self._variables(operation, variables or {})
         requested = _Cost(self._schema, document, coerced).operation(operation)
         cost = {"requested": requested, "limit": self.limits.max_cost}
@@ -235,6 +238,21 @@ def _refusal(cause: Callable[[str], AppError], errors: list[GraphQLError]) -> Re
 
 def _invalid(message: str) -> AppError:
     return ValidationFailed([], message)
+
+
+def _check_text(value: object, path: str) -> None:
+    """Refuse lone surrogates anywhere in the variables: JSON can carry them, but they are not
+    text, and no string column (or Unicode encoder) accepts them."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise Refused(ValidationFailed.single(path, "must be valid Unicode text"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, path)
+            _check_text(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{path}[{index}]")
 
 
 def _more_tokens_than(query: str, limit: int) -> bool:

@@ -129,9 +129,10 @@ def _answer(
     if isinstance(result, RefusedResult):
         cause: AppError = result.refused.cause
         body = _with({"errors": _formatted(errors, context.request_id)}, extensions)
-        status = (
-            200 if result.refused.of_document and media != GRAPHQL_RESPONSE_JSON else cause.status
-        )
+        status = cause.status
+        if result.refused.of_document:
+            # Document errors: 200 to application/json clients, 400 to the newer media type.
+            status = 400 if media == GRAPHQL_RESPONSE_JSON else 200
         return body, status, error_headers(cause)
     body = {"data": result.data}
     if errors:
