@@ -30,7 +30,6 @@ from leadgate.db.pool import create_pool
 from tests.databases import create_database, drop_database
 from tests.processes import LEADGATE, free_port
 from tests.support import Api, Tenant, bearer, make_tenant
-from tests.webhook_receiver import Receiver
 from tests.ws_client import connect, subscribe
 
 SUBSCRIBERS: Final = 50
@@ -146,6 +145,27 @@ async def locked_write(api: Api, tenant: Tenant, lead_id: str) -> Outcome:
     return Outcome(started, "ok" if "errors" not in body else "failed", f"{status} {body}")
 
 
+@contextlib.asynccontextmanager
+async def silent_receiver() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A webhook URL that accepts requests and never answers: a delivery to it stays in
+    flight until its sender goes away. The event is set when the first request arrives."""
+    arrived = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        arrived.set()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the sender closes
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/hook", arrived
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 def read(log: Path) -> str:
     return log.read_text()
 
@@ -212,18 +232,18 @@ async def _shut_down(
     ws_url = base.replace("http://", "ws://") + "/graphql"
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
-        Receiver(delay=30) as receiver,  # slow: the delivery is in flight at SIGTERM
+        silent_receiver() as (hook_url, hook_called),  # the delivery is in flight at SIGTERM
         contextlib.AsyncExitStack() as stack,
     ):
         await wait_until_healthy(session, base, process, log)
         api = Api(session=session, base=base)
-        status, body = await api.graphql(tenant.write_key, CREATE_ENDPOINT, {"url": receiver.url})
+        status, body = await api.graphql(tenant.write_key, CREATE_ENDPOINT, {"url": hook_url})
         assert "errors" not in body, body
         status, body, _ = await api.rest(
             "POST", "/v1/leads", tenant.write_key, json={"businessName": "Hooked"}
         )
         assert status == 201, body
-        await receiver.wait_for_count(1)
+        await asyncio.wait_for(hook_called.wait(), 10)
         _, body = await api.graphql(tenant.read_key, "{ leads(limit: 2) { nodes { id } } }")
         moved, locked = (n["id"] for n in body["data"]["leads"]["nodes"])
 
