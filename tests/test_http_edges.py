@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import aiohttp
+import pytest
 from multidict import CIMultiDict
 
 from tests.support import Api, Tenant, error_codes
 
 
-async def test_two_authorization_headers_are_refused_as_ambiguous(
-    api: Api, tenant: Tenant
-) -> None:
+async def test_two_authorization_headers_are_refused_as_ambiguous(api: Api, tenant: Tenant) -> None:
     headers = CIMultiDict(
         [("Authorization", f"Bearer {tenant.read_key}"), ("Authorization", "Bearer lw_live_x")]
     )
@@ -22,9 +22,7 @@ async def test_two_authorization_headers_are_refused_as_ambiguous(
     assert "one Authorization header" in body["errors"][0]["message"]
 
 
-async def test_two_authorization_headers_are_refused_on_rest_too(
-    api: Api, tenant: Tenant
-) -> None:
+async def test_two_authorization_headers_are_refused_on_rest_too(api: Api, tenant: Tenant) -> None:
     headers = CIMultiDict(
         [("Authorization", f"Bearer {tenant.read_key}")] * 2,
     )
@@ -57,3 +55,14 @@ async def test_many_headers_together_over_the_limit_are_refused_on_rest(
         body = await resp.json()
     assert body["error"]["code"] == "HEADERS_TOO_LARGE"
     assert body["meta"]["requestId"] == resp.headers["X-Request-Id"]
+
+
+async def test_a_websocket_handshake_with_two_authorization_headers_is_refused(
+    api: Api, tenant: Tenant
+) -> None:
+    headers = CIMultiDict([("Authorization", f"Bearer {tenant.read_key}")] * 2)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await api.session.ws_connect(
+            f"{api.base}/graphql", protocols=["graphql-transport-ws"], headers=headers
+        )
+    assert refused.value.status == 401

@@ -132,14 +132,14 @@ def authorization_header(request: web.Request) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if _needs_principal(request):
-        authenticator = request.config_dict[keys.AUTHENTICATOR]
-        try:
-            request[keys.PRINCIPAL] = await authenticator.authenticate(
-                authorization_header(request)
-            )
-        except Unauthenticated as exc:
-            response = error_response(request, exc)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="leadgate"'
-            return response
+    try:
+        # Checked on every request, WebSocket handshakes included (they authenticate later).
+        authorization = authorization_header(request)
+        if _needs_principal(request):
+            authenticator = request.config_dict[keys.AUTHENTICATOR]
+            request[keys.PRINCIPAL] = await authenticator.authenticate(authorization)
+    except Unauthenticated as exc:
+        response = error_response(request, exc)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="leadgate"'
+        return response
     return await handler(request)
