@@ -10,7 +10,7 @@ from typing import Any, Final
 from aiohttp import web
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from leadgate import health, keys, protocol
+from leadgate import health, keys, logs, metrics, protocol
 from leadgate.config import Settings
 from leadgate.db.pool import create_pool, database_url
 from leadgate.db.statements import StatementCounter
@@ -137,6 +137,8 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             request_id_middleware,
+            logs.request_context_middleware,
+            metrics.request_metrics_middleware,
             error_middleware,
             header_limits_middleware,
             auth_middleware,
@@ -154,10 +156,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_event_listener)
     app.cleanup_ctx.append(_idempotency_purge)
     app.add_routes(health.routes)
+    schema = build_schema(limits=Limits.from_settings(settings), compiled=settings.compiled_queries)
+    metrics.install(app, plans=schema)
     view = LeadgateGraphQLView(
-        schema=build_schema(
-            limits=Limits.from_settings(settings), compiled=settings.compiled_queries
-        ),
+        schema=schema,
         graphiql_api_key=settings.graphiql_api_key,
         subscription_protocols=subscription_protocols(settings),
         max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,

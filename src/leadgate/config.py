@@ -33,6 +33,10 @@ class Settings:
     idempotency_ttl_seconds: float = 24 * 3600
     graphql_ws_legacy: bool = False
     access_log: bool = False
+    # "json": one JSON object per log line (leadgate/logs.py); anything else: text.
+    log_format: str = "text"
+    # /metrics answers loopback clients only unless this is set (it reveals traffic and load).
+    metrics_public: bool = False
     # Run queries through compiled plans (graphql/compiled.py); off = strawberry only.
     compiled_queries: bool = True
     # Webhooks: http and loopback targets only for local development (SSRF otherwise).
@@ -80,6 +84,8 @@ class Settings:
             graphql_ws_legacy=env.get("LEADGATE_GRAPHQL_WS_LEGACY", "") == "1",
             compiled_queries=env.get("LEADGATE_COMPILED_QUERIES", "1") != "0",
             access_log=env.get("LEADGATE_ACCESS_LOG", "") == "1",
+            log_format=env.get("LEADGATE_LOG_FORMAT", "text"),
+            metrics_public=env.get("LEADGATE_METRICS_PUBLIC", "") == "1",
             allow_insecure_webhooks=env.get("LEADGATE_ALLOW_INSECURE_WEBHOOKS", "") == "1",
             webhook_retry_schedule=_seconds(env.get("LEADGATE_WEBHOOK_RETRY_SCHEDULE"))
             or DEFAULT_RETRY_SCHEDULE,

@@ -1,4 +1,6 @@
-"""/healthz (the process is up), /readyz (database reachable, migrations applied), /metrics."""
+"""/healthz (the process is up), /readyz (database reachable, migrations applied).
+
+/metrics is leadgate/metrics.py."""
 
 from __future__ import annotations
 
@@ -26,14 +28,3 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "migrating", "pending": missing}, status=503)
     return web.json_response({"status": "ready"})
 
-
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format; benchmarks read SQL statements per request from it."""
-    statements = request.config_dict[keys.STATEMENTS].total
-    lines = [
-        "# HELP leadgate_sql_statements_total SQL statements sent to PostgreSQL.",
-        "# TYPE leadgate_sql_statements_total counter",
-        f"leadgate_sql_statements_total {statements}",
-    ]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

@@ -22,6 +22,7 @@ from leadgate.services.webhooks import WebhookAdmin
 if TYPE_CHECKING:
     # Typing only: importing graphql here would pull strawberry into the REST layer.
     from leadgate.graphql.connections import ConnectionRegistry
+    from leadgate.metrics import Metrics
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 POOL: Final = web.AppKey("pool", asyncpg.Pool)
@@ -35,6 +36,7 @@ WEBHOOKS: Final = web.AppKey("webhooks", WebhookAdmin)
 DISPATCHER: Final = web.AppKey("dispatcher", Dispatcher)
 HTTP_CLIENT: Final = web.AppKey("http_client", aiohttp.ClientSession)
 CONNECTIONS: Final[web.AppKey[ConnectionRegistry]] = web.AppKey("connections")
+METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -41,6 +42,9 @@ class Dispatcher:
         self._next_retry: float | None = None
         # Claimed and not yet settled, by delivery id: released when the dispatcher stops.
         self._leased: dict[int, ClaimedDelivery] = {}
+        # Told of every recorded attempt: its outcome, and the seconds since its event was
+        # committed (leadgate/metrics.py sets it).
+        self.observe: Callable[[str, float], None] = _unobserved
 
     def wake(self) -> None:
         """New events were committed: look for due deliveries now rather than at the next poll."""
@@ -178,6 +182,8 @@ class Dispatcher:
                     claimed.endpoint_id,
                     "the receiver answered 410 Gone",
                 )
+        outcome = "retrying" if status == "pending" else status
+        self.observe(outcome, (datetime.now(UTC) - claimed.event_created_at).total_seconds())
 
     def _delay(self, claimed: ClaimedDelivery, result: SendResult) -> float:
         base = self._settings.webhook_retry_schedule[claimed.attempt - 1]
@@ -186,3 +192,7 @@ class Dispatcher:
         if result.retry_after is not None:
             delay = max(delay, min(result.retry_after, MAX_RETRY_AFTER_SECONDS))
         return delay
+
+
+def _unobserved(_outcome: str, _lag_seconds: float) -> None:
+    pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, Final
@@ -16,17 +18,22 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from leadgate import request_context
 from leadgate.db.failures import unavailable
 from leadgate.graphql.compiled import Plan, PlanCache
 from leadgate.graphql.errors import annotate
-from leadgate.graphql.gate import Gate, Limits, Refused
+from leadgate.graphql.gate import Admitted, Gate, Limits, Refused
 from leadgate.graphql.mutation import Mutation
 from leadgate.graphql.query import Query
 from leadgate.graphql.scalars import DateTime
 from leadgate.graphql.subscription import Subscription
 from leadgate.graphql.webhooks import WebhookMutation, WebhookQuery
 
+log = logging.getLogger(__name__)
+
 _ALL_OPERATIONS: Final = (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
+# Documents whose fallback was logged; forgotten when full (a log line again, not a leak).
+_LOGGED_FALLBACKS: Final = 1024
 
 
 class RefusedResult(ExecutionResult):
@@ -45,8 +52,11 @@ class LeadgateSchema(strawberry.Schema):
         super().__init__(*args, **kwargs)
         self.gate = Gate(self._schema, limits)
         self._plans = PlanCache(self, ()) if compiled else None
-        # Plans that had to hand over to strawberry (an error while running): a metric.
+        # Operations a plan answered, and plans that had to hand over to strawberry (an error
+        # while running): metrics (leadgate/metrics.py).
+        self.plan_hits = 0
         self.fallbacks = 0
+        self._logged_fallbacks: set[str] = set()
 
     async def execute(  # noqa: PLR0917 - strawberry's signature
         self,
@@ -65,19 +75,20 @@ class LeadgateSchema(strawberry.Schema):
             _report_cost(context_value, refused.cost)
             return RefusedResult(refused)
         _report_cost(context_value, admitted.cost)
+        _note_operation(admitted)
         plan = self.plan(query, operation_name) if query else None
         if plan is not None and root_value is None:
             try:
-                return ExecutionResult(
-                    data=await plan.run(context_value, variable_values), errors=None
-                )
+                data = await plan.run(context_value, variable_values)
+                self.plan_hits += 1
+                return ExecutionResult(data=data, errors=None)
             except Exception as exc:  # noqa: BLE001 - strawberry reruns it and reports the errors
                 if unavailable(exc) is not None:
                     # Never run a query twice against a database that is failing.
                     error = GraphQLError(str(exc), original_error=exc)
                     annotate(error, getattr(context_value, "request_id", ""))
                     return ExecutionResult(data=None, errors=[error])
-                self.fallbacks += 1
+                self._fell_back(query, exc)
         return await super().execute(
             query,
             variable_values,
@@ -100,9 +111,10 @@ class LeadgateSchema(strawberry.Schema):
     ) -> StreamResult:
         allowed = tuple(allowed_operation_types or _ALL_OPERATIONS)
         try:
-            self.gate.admit(query, operation_name, variable_values, _names(allowed))
+            admitted = self.gate.admit(query, operation_name, variable_values, _names(allowed))
         except Refused as refused:
             return _refused_stream(refused)
+        _note_operation(admitted)
         plan = self.plan(query, operation_name) if query else None
         if (
             plan is not None
@@ -112,9 +124,10 @@ class LeadgateSchema(strawberry.Schema):
         ):
             try:
                 source, complete = plan.open_stream(context_value, variable_values)
-            except Exception:  # noqa: BLE001 - strawberry reruns it and reports the errors
-                self.fallbacks += 1
+            except Exception as exc:  # noqa: BLE001 - strawberry reruns it and reports the errors
+                self._fell_back(query, exc)
             else:
+                self.plan_hits += 1
                 return self._compiled_stream(source, complete, context_value)
         return await super().stream(
             query,
@@ -145,6 +158,22 @@ class LeadgateSchema(strawberry.Schema):
             if aclose is not None:
                 await aclose()
 
+    def _fell_back(self, query: str | None, exc: Exception) -> None:
+        self.fallbacks += 1
+        # Once per document: a fallback repeats on every request of that document.
+        digest = hashlib.sha256((query or "").encode()).hexdigest()[:16]
+        if digest in self._logged_fallbacks:
+            return
+        if len(self._logged_fallbacks) >= _LOGGED_FALLBACKS:
+            self._logged_fallbacks.clear()
+        self._logged_fallbacks.add(digest)
+        log.warning(
+            "compiled plan fell back to strawberry for document %s: %s: %.200s",
+            digest,
+            type(exc).__name__,
+            exc,
+        )
+
     def plan(self, query: str, operation_name: str | None) -> Plan | None:
         """The compiled plan of a document, or None when strawberry must run it."""
         return self._plans.get(query, operation_name) if self._plans is not None else None
@@ -162,6 +191,12 @@ class LeadgateSchema(strawberry.Schema):
 
 async def _refused_stream(refused: Refused) -> AsyncGenerator[ExecutionResult, None]:
     yield PreExecutionError(data=None, errors=refused.errors)
+
+
+def _note_operation(admitted: Admitted) -> None:
+    operation = admitted.operation
+    name = operation.name.value if operation.name is not None else None
+    request_context.note_operation(operation.operation.value, name)
 
 
 def _names(types: Iterable[OperationType]) -> frozenset[str]:
