@@ -18,6 +18,7 @@ from uuid import UUID
 import asyncpg
 from aiohttp import web
 
+from leadgate import logs
 from leadgate.app import create_app
 from leadgate.config import Settings
 from leadgate.db.migrate import migrate
@@ -128,7 +129,7 @@ def _explain_first_steps() -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_format)
     settings = dataclasses.replace(settings, database_url=database_url(settings))
     for name in asyncio.run(_migrate(settings)):
         say(f"applied migration {name}")

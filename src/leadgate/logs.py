@@ -117,4 +117,4 @@ def configure(log_format: str, *, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestFields())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=level, handlers=[handler])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
 
@@ -29,7 +29,8 @@ _MAX_CACHED_KEYS: Final = 10_000
 @dataclass(frozen=True, slots=True)
 class CreatedKey:
     id: UUID
-    key: str
+    # Shown once to whoever created it; never in a repr (and so never in a log).
+    key: str = field(repr=False)
 
 
 async def create_api_key(

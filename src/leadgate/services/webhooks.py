@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -28,7 +28,8 @@ MAX_PAGE_SIZE = 100
 @dataclass(frozen=True, slots=True)
 class EndpointWithSecret:
     endpoint: Endpoint
-    secret: str
+    # Shown once to whoever created or rotated it; never in a repr (and so never in a log).
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
