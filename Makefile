@@ -20,11 +20,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
-## check: formatting, lint, types, and the exported schema
+## check: formatting, lint, types, import contracts (pyproject.toml), and the exported schema
 check: $(STAMP)
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy --strict src
+	$(BIN)/ruff format --check src tests tools
+	$(BIN)/ruff check src tests tools
+	$(BIN)/mypy --strict src tools
+	$(BIN)/lint-imports
 	$(BIN)/leadgate export-schema | diff -u schema.graphql -
 
 fmt: $(STAMP)

@@ -25,7 +25,7 @@ from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool, database_url, init_connection
 from leadgate.domain.errors import AppError
 from leadgate.domain.models import Principal
-from leadgate.domain.webhooks import EVENT_TYPES
+from leadgate.domain.webhooks import EVENT_TYPES, Endpoint
 from leadgate.events.resolver import vetting_resolver, webhook_session
 from leadgate.graphql.schema import export_sdl
 from leadgate.services import auth, demo_data
@@ -35,7 +35,6 @@ from leadgate.services.organizations import (
     find_organization,
 )
 from leadgate.services.webhooks import EndpointWithSecret, WebhookAdmin
-from leadgate.store.webhooks import Endpoint
 
 DEMO_ORGANIZATION: Final = "Demo Lending Co"
 DEMO_LEADS: Final = 200

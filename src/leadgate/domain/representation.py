@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from leadgate.domain.formats import iso_utc
 from leadgate.domain.models import LeadRecord, Stage
 
@@ -70,3 +72,17 @@ def lead_document(record: LeadRecord) -> dict[str, Any]:
             "updatedAt": _time(lead.updated_at),
         },
     }
+
+
+def lead_response(document: dict[str, Any], request_id: str) -> bytes:
+    """The REST answer for one lead, `{data, meta: {requestId}}`.
+
+    Built here, not at the REST edge, because a write stores it under its idempotency key in
+    its own transaction, whichever API made the write: a REST retry replays it byte for byte.
+    """
+    return orjson.dumps({"data": document, "meta": {"requestId": request_id}})
+
+
+def response_lead_id(body: bytes) -> UUID:
+    """The lead a stored `lead_response` shows."""
+    return UUID(orjson.loads(body)["data"]["id"])

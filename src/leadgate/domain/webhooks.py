@@ -1,4 +1,5 @@
-"""Webhooks per Standard Webhooks: event types, secrets, signatures, safe target URLs."""
+"""Webhooks per Standard Webhooks: the endpoint, delivery and attempt records, event types,
+secrets, signatures, safe target URLs."""
 
 from __future__ import annotations
 
@@ -8,14 +9,89 @@ import hmac
 import ipaddress
 import secrets
 from collections.abc import Iterable, Sequence
-from typing import Final
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from leadgate.domain.errors import FieldError, ValidationFailed
 
 EVENT_TYPES: Final = ("lead.created", "lead.updated", "lead.status_changed", "lead.assigned")
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a format prefix, not a secret
 MAX_URL_LENGTH: Final = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: UUID
+    url: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+    # Until when the secret replaced by the last rotation still signs too; None: it no longer
+    # does (or there was no rotation).
+    previous_secret_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    attempt: int
+    response_status: int | None
+    error: str | None
+    duration_ms: int
+    attempted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    event_id: int
+    endpoint_id: UUID
+    event_type: str
+    status: str
+    attempt: int
+    next_attempt_at: datetime
+    response_status: int | None
+    error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A due delivery leased to one dispatcher, with what it needs to send it."""
+
+    organization_id: UUID
+    id: int
+    attempt: int
+    event_id: int
+    event_type: str
+    event_sequence: int
+    event_payload: dict[str, Any]
+    event_created_at: datetime
+    endpoint_id: UUID
+    url: str
+    # Every secret that signs: the current one, then the one it replaced while their overlap
+    # lasts.
+    secrets: tuple[str, ...] = field(repr=False)
+    enabled: bool
+    # When it was due as claimed; a different value at settling time means someone asked for
+    # a redelivery meanwhile.
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    response_status: int | None
+    error: str | None
+    duration_ms: int
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.response_status is not None and 200 <= self.response_status < 300
 
 
 def generate_secret() -> str:

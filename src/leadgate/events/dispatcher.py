@@ -18,9 +18,9 @@ import aiohttp
 import asyncpg
 
 from leadgate.config import Settings
-from leadgate.events.sender import SendResult, event_body, send
+from leadgate.domain.webhooks import ClaimedDelivery, SendResult
+from leadgate.events.sender import event_body, send
 from leadgate.store import webhooks
-from leadgate.store.webhooks import ClaimedDelivery
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -15,21 +14,8 @@ import orjson
 from yarl import URL
 
 from leadgate.domain.formats import iso_utc
-from leadgate.domain.webhooks import signatures
+from leadgate.domain.webhooks import ClaimedDelivery, SendResult, signatures
 from leadgate.events.resolver import RefusedAddress, vet_literal
-from leadgate.store.webhooks import ClaimedDelivery
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    response_status: int | None
-    error: str | None
-    duration_ms: int
-    retry_after: float | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.response_status is not None and 200 <= self.response_status < 300
 
 
 def event_body(claimed: ClaimedDelivery) -> dict[str, Any]:

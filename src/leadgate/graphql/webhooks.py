@@ -9,11 +9,10 @@ import strawberry
 
 from leadgate.domain.errors import NotFound
 from leadgate.domain.ids import parse_event_id
-from leadgate.events.sender import SendResult
+from leadgate.domain.webhooks import Attempt, Delivery, Endpoint, SendResult
 from leadgate.graphql.arguments import optional_uuid_argument, target_id
 from leadgate.graphql.context import Info
 from leadgate.services.webhooks import DeliveryPage, EndpointWithSecret
-from leadgate.store import webhooks
 
 
 def parse_endpoint_id(value: strawberry.ID) -> UUID:
@@ -41,7 +40,7 @@ class WebhookEndpoint:
     )
 
     @classmethod
-    def from_model(cls, endpoint: webhooks.Endpoint) -> WebhookEndpoint:
+    def from_model(cls, endpoint: Endpoint) -> WebhookEndpoint:
         return cls(
             id=strawberry.ID(str(endpoint.id)),
             url=endpoint.url,
@@ -88,9 +87,7 @@ class WebhookDelivery:
     attempts: list[WebhookAttempt]
 
     @classmethod
-    def from_model(
-        cls, delivery: webhooks.Delivery, attempts: list[webhooks.Attempt]
-    ) -> WebhookDelivery:
+    def from_model(cls, delivery: Delivery, attempts: list[Attempt]) -> WebhookDelivery:
         return cls(
             id=strawberry.ID(str(delivery.id)),
             event_id=strawberry.ID(str(delivery.event_id)),

@@ -13,7 +13,7 @@ from leadgate.domain import paging
 from leadgate.domain.errors import BadRequest, FieldError, Forbidden, NotFound, ValidationFailed
 from leadgate.domain.ids import parse_uuid
 from leadgate.domain.models import LeadFilter, LeadPriority, LeadSource
-from leadgate.domain.representation import lead_document
+from leadgate.domain.representation import lead_document, lead_response
 from leadgate.domain.validation import is_plain_text
 from leadgate.services.lead_writes import WriteContext, WriteResult
 
@@ -155,11 +155,8 @@ async def get_lead(request: web.Request) -> web.Response:
     principal = keys.request_principal(request)
     reader = request.config_dict[keys.LEAD_READER]
     record = await reader.record(principal, lead_id)
-    body = {
-        "data": lead_document(record),
-        "meta": {"requestId": keys.request_id(request)},
-    }
-    return json_response(body)
+    body = lead_response(lead_document(record), keys.request_id(request))
+    return web.Response(body=body, content_type="application/json")
 
 
 async def _json_body(request: web.Request) -> object:

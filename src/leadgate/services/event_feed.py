@@ -20,7 +20,7 @@ import asyncpg
 
 from leadgate.domain.errors import SubscriberTooSlow
 from leadgate.domain.models import LeadEvent, LeadRecord, Principal, Stage
-from leadgate.store import catalog, events, lead_writes
+from leadgate.store import catalog, events, leads
 
 # Enough for bursts; a subscriber further behind is closed and resumes with `after`.
 DEFAULT_QUEUE_SIZE: Final = 512
@@ -174,6 +174,6 @@ async def prepare(conn: asyncpg.Connection, found: list[LeadEvent]) -> list[Deli
             if isinstance(e.payload.get(name), dict)
         }
     )
-    records = await lead_writes.lead_records(conn, lead_keys)
+    records = await leads.lead_records(conn, lead_keys)
     stages = await catalog.stages_by_keys(conn, stage_keys) if stage_keys else {}
     return [Delivery(event=e, record=records.get(e.lead_id), stages=stages) for e in found]

@@ -8,7 +8,6 @@ from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
-import orjson
 
 from leadgate.domain.errors import (
     Conflict,
@@ -21,9 +20,14 @@ from leadgate.domain.errors import (
 )
 from leadgate.domain.idempotency import checked_key, fingerprint
 from leadgate.domain.models import Lead, LeadRecord, Principal
-from leadgate.domain.representation import lead_document, stage_document
+from leadgate.domain.representation import (
+    lead_document,
+    lead_response,
+    response_lead_id,
+    stage_document,
+)
 from leadgate.domain.validation import API_NAMES, references, validate_create, validate_update
-from leadgate.store import catalog, events, idempotency, lead_writes
+from leadgate.store import catalog, events, idempotency, lead_writes, leads
 from leadgate.store import references as refs
 
 CREATED: Final = 201
@@ -101,7 +105,7 @@ class LeadWriter:
                 change = await action(conn)
                 record = change.record
                 document = lead_document(record)
-                body = orjson.dumps({"data": document, "meta": {"requestId": ctx.request_id}})
+                body = lead_response(document, ctx.request_id)
                 completion = (key, status, body) if key is not None else None
                 if change.event is not None:
                     # The event and the stored response in one round trip: the write's locks
@@ -135,8 +139,8 @@ class LeadWriter:
             raise IdempotencyKeyReused()
         if not stored.done or stored.body is None or stored.status is None:
             raise IdempotencyKeyInUse()
-        lead_id = UUID(orjson.loads(stored.body)["data"]["id"])
-        record = await lead_writes.lead_record(conn, org, lead_id)
+        lead_id = response_lead_id(stored.body)
+        record = await leads.lead_record(conn, org, lead_id)
         if record is None:
             raise NotFound("Lead not found")
         return WriteResult(record=record, status=stored.status, body=stored.body, replayed=True)
@@ -293,7 +297,7 @@ class LeadWriter:
         )
 
     async def _current(self, conn: asyncpg.Connection, org: UUID, lead_id: UUID) -> LeadRecord:
-        record = await lead_writes.lead_record(conn, org, lead_id)
+        record = await leads.lead_record(conn, org, lead_id)
         if record is None:
             raise NotFound("Lead not found")
         return record

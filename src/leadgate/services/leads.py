@@ -19,7 +19,7 @@ from leadgate.domain.models import (
     Stage,
 )
 from leadgate.domain.paging import EventQuery
-from leadgate.store import catalog, events, lead_writes, leads
+from leadgate.store import catalog, events, leads
 
 
 class LeadReader:
@@ -35,7 +35,7 @@ class LeadReader:
     async def record(self, principal: Principal, lead_id: UUID) -> LeadRecord:
         """The lead with its stage and advisor, in one query."""
         async with self._pool.acquire() as conn:
-            record = await lead_writes.lead_record(conn, principal.organization_id, lead_id)
+            record = await leads.lead_record(conn, principal.organization_id, lead_id)
         if record is None:
             raise NotFound("Lead not found")
         return record

@@ -15,11 +15,18 @@ from leadgate.config import Settings
 from leadgate.domain.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from leadgate.domain.formats import iso_utc
 from leadgate.domain.models import Principal
-from leadgate.domain.webhooks import checked_event_types, checked_url, generate_secret
+from leadgate.domain.webhooks import (
+    Attempt,
+    Delivery,
+    Endpoint,
+    SendResult,
+    checked_event_types,
+    checked_url,
+    generate_secret,
+)
 from leadgate.events.resolver import RefusedAddress, VettingResolver
-from leadgate.events.sender import SendResult, send
+from leadgate.events.sender import send
 from leadgate.store import webhooks
-from leadgate.store.webhooks import Attempt, Delivery, Endpoint
 
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 MAX_PAGE_SIZE = 100

@@ -10,18 +10,6 @@ import asyncpg
 from leadgate.domain.models import Lead, LeadRecord
 from leadgate.store.leads import LEAD_COLUMNS, WITH_RELATIONS, lead_from_row, record_from_row
 
-LEAD_RECORD: Final = (
-    """
-WITH l AS (
-    SELECT *
-    FROM leads
-    WHERE organization_id = $1
-      AND id = $2
-)
-"""  # noqa: S608 - joins constants only
-    + WITH_RELATIONS
-)
-
 # The lead row, locked until the transaction ends: concurrent writes to one lead queue here,
 # so each sees the previous one's result and no change is lost.
 LOCK_LEAD: Final = (
@@ -120,13 +108,6 @@ WITH l AS (
 )
 
 
-async def lead_record(
-    conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID
-) -> LeadRecord | None:
-    row = await conn.fetchrow(LEAD_RECORD, organization_id, lead_id)
-    return record_from_row(row) if row is not None else None
-
-
 async def lock_lead(conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID) -> Lead | None:
     row = await conn.fetchrow(LOCK_LEAD, organization_id, lead_id)
     return lead_from_row(row) if row is not None else None
@@ -167,24 +148,3 @@ async def assign_lead(
 ) -> LeadRecord:
     row = await conn.fetchrow(ASSIGN_LEAD, organization_id, lead_id, advisor_id)
     return record_from_row(row)
-
-
-LEAD_RECORDS: Final = (
-    """
-WITH l AS (
-    SELECT leads.*
-    FROM leads
-    JOIN unnest($1::uuid[], $2::uuid[]) AS wanted (organization_id, id)
-        USING (organization_id, id)
-)
-"""  # noqa: S608 - joins constants only
-    + WITH_RELATIONS
-)
-
-
-async def lead_records(
-    conn: asyncpg.Connection, keys: list[tuple[UUID, UUID]]
-) -> dict[UUID, LeadRecord]:
-    """Leads of any organizations by (organization, id): for routing events to subscribers."""
-    rows = await conn.fetch(LEAD_RECORDS, [k[0] for k in keys], [k[1] for k in keys])
-    return {r["id"]: record_from_row(r) for r in rows}

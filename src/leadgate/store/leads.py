@@ -203,6 +203,47 @@ async def leads_by_id(
     return {r["id"]: lead_from_row(r) for r in rows}
 
 
+LEAD_RECORD: Final = (
+    """
+WITH l AS (
+    SELECT *
+    FROM leads
+    WHERE organization_id = $1
+      AND id = $2
+)
+"""  # noqa: S608 - joins constants only
+    + WITH_RELATIONS
+)
+
+
+async def lead_record(
+    conn: asyncpg.Connection, organization_id: UUID, lead_id: UUID
+) -> LeadRecord | None:
+    row = await conn.fetchrow(LEAD_RECORD, organization_id, lead_id)
+    return record_from_row(row) if row is not None else None
+
+
+LEAD_RECORDS: Final = (
+    """
+WITH l AS (
+    SELECT leads.*
+    FROM leads
+    JOIN unnest($1::uuid[], $2::uuid[]) AS wanted (organization_id, id)
+        USING (organization_id, id)
+)
+"""  # noqa: S608 - joins constants only
+    + WITH_RELATIONS
+)
+
+
+async def lead_records(
+    conn: asyncpg.Connection, keys: list[tuple[UUID, UUID]]
+) -> dict[UUID, LeadRecord]:
+    """Leads of any organizations by (organization, id): for routing events to subscribers."""
+    rows = await conn.fetch(LEAD_RECORDS, [k[0] for k in keys], [k[1] for k in keys])
+    return {r["id"]: record_from_row(r) for r in rows}
+
+
 # Columns a bulk import fills; everything else takes its default.
 COPY_COLUMNS: Final = (
     "organization_id",

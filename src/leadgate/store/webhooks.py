@@ -2,73 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 
 import asyncpg
 
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    id: UUID
-    url: str
-    event_types: list[str]
-    enabled: bool
-    disabled_reason: str | None
-    created_at: datetime
-    # Until when the secret replaced by the last rotation still signs too; None: it no longer
-    # does (or there was no rotation).
-    previous_secret_expires_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    attempt: int
-    response_status: int | None
-    error: str | None
-    duration_ms: int
-    attempted_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    id: int
-    event_id: int
-    endpoint_id: UUID
-    event_type: str
-    status: str
-    attempt: int
-    next_attempt_at: datetime
-    response_status: int | None
-    error: str | None
-    delivered_at: datetime | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedDelivery:
-    """A due delivery leased to one dispatcher, with what it needs to send it."""
-
-    organization_id: UUID
-    id: int
-    attempt: int
-    event_id: int
-    event_type: str
-    event_sequence: int
-    event_payload: dict[str, Any]
-    event_created_at: datetime
-    endpoint_id: UUID
-    url: str
-    # Every secret that signs: the current one, then the one it replaced while their overlap
-    # lasts.
-    secrets: tuple[str, ...]
-    enabled: bool
-    # When it was due as claimed; a different value at settling time means someone asked for
-    # a redelivery meanwhile.
-    due_at: datetime
-
+from leadgate.domain.webhooks import Attempt, ClaimedDelivery, Delivery, Endpoint
 
 INSERT_ENDPOINT: Final = """
 INSERT INTO webhook_endpoints (organization_id, url, secret, event_types)
