@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Final
 
 from aiohttp import web
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from leadgate import health, keys, logs, metrics, protocol
 from leadgate.config import Settings
@@ -20,6 +19,7 @@ from leadgate.events.resolver import vetting_resolver, webhook_session
 from leadgate.graphql.connections import ConnectionRegistry
 from leadgate.graphql.gate import Limits
 from leadgate.graphql.ide import STATIC_DIR, STATIC_PREFIX
+from leadgate.graphql.protocols import subscription_protocols
 from leadgate.graphql.schema import build_schema
 from leadgate.graphql.view import LeadgateGraphQLView
 from leadgate.middleware import (
@@ -122,13 +122,6 @@ async def _background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
 
 # Enough for any screen; a cap stops one connection from exhausting the process.
 MAX_SUBSCRIPTIONS_PER_CONNECTION: Final = 20
-
-
-def subscription_protocols(settings: Settings) -> tuple[str, ...]:
-    # The legacy graphql-ws protocol has a history of auth bypasses: off unless asked for.
-    if settings.graphql_ws_legacy:
-        return (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL)
-    return (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
 
 
 def create_app(settings: Settings) -> web.Application:
