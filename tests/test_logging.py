@@ -12,7 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import aiohttp
@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
+from leadgate.domain.webhooks import ClaimedDelivery
 from leadgate.logs import JsonFormatter, RequestFields, TextFormatter, configure
 from leadgate.services import auth
 from leadgate.services.webhooks import EndpointWithSecret
@@ -160,6 +161,21 @@ def test_objects_holding_a_secret_leave_it_out_of_their_repr() -> None:
     holders: list[Any] = [
         auth.CreatedKey(id=uuid.uuid4(), key=key),
         EndpointWithSecret(endpoint=None, secret=secret),  # type: ignore[arg-type]
+        ClaimedDelivery(
+            organization_id=uuid.uuid4(),
+            id=1,
+            attempt=1,
+            event_id=1,
+            event_type="lead.created",
+            event_sequence=1,
+            event_payload={},
+            event_created_at=datetime.now(UTC),
+            endpoint_id=uuid.uuid4(),
+            url="https://example.com/hook",
+            secrets=(secret,),
+            enabled=True,
+            due_at=datetime.now(UTC),
+        ),
     ]
 
     for holder in holders:

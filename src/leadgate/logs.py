@@ -86,9 +86,14 @@ class TextFormatter(logging.Formatter):
         super().__init__(TEXT_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
-        if getattr(record, "request_id", None) is None:
-            record.request_id = "-"
-        return super().format(record)
+        if getattr(record, "request_id", None) is not None:
+            return super().format(record)
+        # Only for this line: another handler may format the same record as JSON.
+        record.request_id = "-"
+        try:
+            return super().format(record)
+        finally:
+            record.request_id = None
 
 
 class JsonFormatter(logging.Formatter):
