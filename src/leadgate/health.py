@@ -27,4 +27,3 @@ async def readyz(request: web.Request) -> web.Response:
     if missing:
         return web.json_response({"status": "migrating", "pending": missing}, status=503)
     return web.json_response({"status": "ready"})
-
