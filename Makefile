@@ -24,7 +24,7 @@ test: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests tools
 	$(BIN)/ruff check src tests tools
-	$(BIN)/mypy --strict src tools
+	$(BIN)/mypy --strict src tests tools bench
 	$(BIN)/lint-imports
 	$(BIN)/leadgate export-schema | diff -u schema.graphql -
 

@@ -160,6 +160,7 @@ def test_objects_holding_a_secret_leave_it_out_of_their_repr() -> None:
     secret = "whsec_" + "s" * 32
     holders: list[Any] = [
         auth.CreatedKey(id=uuid.uuid4(), key=key),
+        # No real Endpoint is needed: only the secret's absence from the repr is tested.
         EndpointWithSecret(endpoint=None, secret=secret),  # type: ignore[arg-type]
         ClaimedDelivery(
             organization_id=uuid.uuid4(),
