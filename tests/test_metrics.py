@@ -144,6 +144,37 @@ async def test_pool_connections_subscriptions_and_reconnects_are_exposed(api: Ap
         assert (name, frozenset()) in samples, name
 
 
+async def test_waiting_for_a_pool_connection_is_measured(api: Api, tenant: Tenant) -> None:
+    name = "leadgate_db_pool_acquire_wait_seconds"
+    before = await scrape(api)
+
+    status, _ = await api.graphql(tenant.read_key, LEADS)
+
+    after = await scrape(api)
+    assert status == 200
+    assert value(after, f"{name}_count") > value(before, f"{name}_count")
+    assert value(after, f"{name}_sum") >= value(before, f"{name}_sum")
+
+
+async def test_an_event_fanned_out_to_a_subscriber_records_its_lag(
+    api: Api, tenant: Tenant
+) -> None:
+    name = "leadgate_subscription_lag_seconds_count"
+    before = value(await scrape(api), name)
+    _, created = await api.graphql(tenant.write_key, CREATE_LEAD)
+    lead_id = created["data"]["createLead"]["id"]
+
+    async with connect(api.session, f"{api.base}/graphql", tenant.read_key) as ws:
+        await subscribe(ws, STAGE_CHANGES)
+        status, _ = await api.graphql(
+            tenant.write_key,
+            "mutation($id: ID!, $s: ID!) { moveLead(id: $id, stageId: $s) { id } }",
+            {"id": lead_id, "s": str(tenant.stage_ids[1])},
+        )
+        assert status == 200
+        await until(api, lambda now: value(now, name) >= before + 1, "no lag was recorded")
+
+
 async def until(api: Api, check: Callable[[Samples], bool], what: str) -> Samples:
     """Scrapes until `check` holds: the server settles a closed WebSocket on its own time."""
     deadline = time.monotonic() + 5

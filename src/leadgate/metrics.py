@@ -17,10 +17,16 @@ from typing import Final, Protocol
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from leadgate import keys, request_context
+from leadgate.db.pool import MeasuredPool
 from leadgate.domain.errors import NotFound
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,6 +73,13 @@ class Metrics:
         self.webhook_lag = Histogram(
             "leadgate_webhook_delivery_lag_seconds",
             "From an event's commit to its successful delivery to an endpoint.",
+            buckets=_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.fanout_lag = Histogram(
+            "leadgate_subscription_lag_seconds",
+            "From an event's write to its fan-out to this process's subscribers (the "
+            "notification's way through PostgreSQL and the listener included).",
             buckets=_LAG_BUCKETS,
             registry=self.registry,
         )
@@ -129,6 +142,13 @@ class _AppState(Collector):
         if pool is not None:
             yield _gauge("leadgate_db_pool_size", "Connections open in the pool.", pool.get_size())
             yield _gauge("leadgate_db_pool_idle", "Pool connections idle.", pool.get_idle_size())
+        if isinstance(pool, MeasuredPool):
+            wait = SummaryMetricFamily(
+                "leadgate_db_pool_acquire_wait_seconds",
+                "Time spent waiting for a pool connection.",
+            )
+            wait.add_metric([], count_value=pool.acquires, sum_value=pool.acquire_seconds)
+            yield wait
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
@@ -143,14 +163,18 @@ def install(app: web.Application, *, plans: PlanCounts | None) -> None:
     """Metrics for `app`: the registry, the /metrics route, the dispatcher's hook."""
     app[keys.METRICS] = Metrics(app, plans)
     app.router.add_get("/metrics", metrics_handler)
-    app.on_startup.append(_observe_dispatcher)
+    app.on_startup.append(_observe_parts)
 
 
-async def _observe_dispatcher(app: web.Application) -> None:
-    # on_startup runs after every cleanup context has started, so the dispatcher exists.
+async def _observe_parts(app: web.Application) -> None:
+    # on_startup runs after every cleanup context has started: the dispatcher and the feed
+    # exist, and report to the registry through their hooks.
     dispatcher = app.get(keys.DISPATCHER)
     if dispatcher is not None:
         dispatcher.observe = app[keys.METRICS].observe_webhook
+    feed = app.get(keys.EVENT_FEED)
+    if feed is not None:
+        feed.observe_lag = app[keys.METRICS].fanout_lag.observe
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolAcquireContext
 
 from leadgate.config import Settings
 from leadgate.db.embedded import embedded_database_url
@@ -47,12 +49,18 @@ async def create_pool(
         if counter is not None:
             conn.add_query_logger(counter)
 
-    pool: asyncpg.Pool = await asyncpg.create_pool(
+    pool = MeasuredPool(
         url or database_url(settings),
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         init=init,
         reset=_keep_session,
+        # What asyncpg.create_pool passes by default (Pool itself has no defaults).
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         server_settings={
             "statement_timeout": str(settings.statement_timeout_ms),
             "lock_timeout": str(settings.lock_timeout_ms),
@@ -62,4 +70,31 @@ async def create_pool(
             "application_name": "leadgate",
         },
     )
+    await pool
     return pool
+
+
+class MeasuredPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type hints
+    """asyncpg's pool, timing how long each `async with pool.acquire()` waits for a
+    connection: the first sign of a pool too small for its load (exposed at /metrics)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquires = 0
+        self.acquire_seconds = 0.0
+
+    def acquire(self, *, timeout: float | None = None) -> _TimedAcquire:
+        return _TimedAcquire(self, timeout)
+
+
+class _TimedAcquire(PoolAcquireContext):  # type: ignore[misc]  # likewise
+    __slots__ = ()
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        started = time.perf_counter()
+        try:
+            return await super().__aenter__()
+        finally:
+            pool = self.pool
+            pool.acquires += 1
+            pool.acquire_seconds += time.perf_counter() - started

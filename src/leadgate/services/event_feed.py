@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 from uuid import UUID
 
@@ -77,6 +78,8 @@ class EventFeed:
     _subscribers: defaultdict[UUID, set[Subscriber]] = field(
         default_factory=lambda: defaultdict(set)
     )
+    # Told, per fanned-out event, the seconds since it was written (a metric's hook).
+    observe_lag: Callable[[float], None] = field(default=lambda _seconds: None)
 
     async def stream(
         self,
@@ -151,7 +154,9 @@ class EventFeed:
             return
         async with self.pool.acquire() as conn:
             deliveries = await prepare(conn, await events.events_by_key(conn, wanted))
+        now = datetime.now(UTC)
         for delivery in deliveries:
+            self.observe_lag((now - delivery.event.created_at).total_seconds())
             for sub in list(self._subscribers.get(delivery.event.organization_id, ())):
                 sub.offer(delivery)
 
