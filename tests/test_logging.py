@@ -21,6 +21,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from leadgate.domain.webhooks import ClaimedDelivery
+from leadgate.graphql.webhooks import WebhookEndpointWithSecret
 from leadgate.logs import JsonFormatter, RequestFields, TextFormatter, configure
 from leadgate.services import auth
 from leadgate.services.webhooks import EndpointWithSecret
@@ -162,6 +163,7 @@ def test_objects_holding_a_secret_leave_it_out_of_their_repr() -> None:
         auth.CreatedKey(id=uuid.uuid4(), key=key),
         # No real Endpoint is needed: only the secret's absence from the repr is tested.
         EndpointWithSecret(endpoint=None, secret=secret),  # type: ignore[arg-type]
+        WebhookEndpointWithSecret(endpoint=None, secret=secret),  # type: ignore[arg-type]
         ClaimedDelivery(
             organization_id=uuid.uuid4(),
             id=1,

@@ -61,6 +61,10 @@ class WebhookEndpointWithSecret:
     def from_model(cls, created: EndpointWithSecret) -> WebhookEndpointWithSecret:
         return cls(endpoint=WebhookEndpoint.from_model(created.endpoint), secret=created.secret)
 
+    def __repr__(self) -> str:
+        # The secret is shown once, in the response; never in a log line or a traceback.
+        return f"WebhookEndpointWithSecret(endpoint={self.endpoint!r}, secret='whsec_…')"
+
 
 @strawberry.type
 class WebhookAttempt:
