@@ -1,4 +1,5 @@
-"""Helpers the tests share: a tenant with data, and small HTTP clients for both APIs."""
+"""Helpers the tests share: a tenant with data, small HTTP clients for both APIs, and the few
+GraphQL calls several modules make (create and move a lead, read its events)."""
 
 from __future__ import annotations
 
@@ -133,3 +134,40 @@ def header(headers: dict[str, str], name: str) -> str | None:
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [e["extensions"]["code"] for e in body.get("errors", [])]
+
+
+# --- GraphQL calls several modules make -------------------------------------------------------
+
+CREATE_LEAD: Final = "mutation($name: String!) { createLead(input: {businessName: $name}) { id } }"
+MOVE_LEAD: Final = "mutation($id: ID!, $stage: ID!) { moveLead(id: $id, stageId: $stage) { id } }"
+HISTORY: Final = "query($id: ID!) { lead(id: $id) { history { id type sequence } } }"
+EVENTS: Final = """
+query($after: ID, $types: [String!], $limit: Int! = 100) {
+  events(after: $after, types: $types, limit: $limit) { id type sequence occurredAt data }
+}
+"""
+
+
+async def ok(api: Api, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    """The `data` of a GraphQL request that must succeed."""
+    status, body = await api.graphql(key, query, variables)
+    assert status == 200, body
+    assert "errors" not in body, body
+    return body["data"]
+
+
+async def create_lead(api: Api, tenant: Tenant, name: str = "Test Bakery") -> str:
+    data = await ok(api, tenant.write_key, CREATE_LEAD, {"name": name})
+    lead_id: str = data["createLead"]["id"]
+    return lead_id
+
+
+async def move_lead(api: Api, tenant: Tenant, lead_id: str, stage_index: int) -> None:
+    stage = str(tenant.stage_ids[stage_index])
+    await ok(api, tenant.write_key, MOVE_LEAD, {"id": lead_id, "stage": stage})
+
+
+async def history(api: Api, tenant: Tenant, lead_id: str) -> list[dict[str, Any]]:
+    """The lead's events, oldest first."""
+    data = await ok(api, tenant.read_key, HISTORY, {"id": lead_id})
+    return list(reversed(data["lead"]["history"]))

@@ -27,7 +27,7 @@ from aiohttp.test_utils import TestServer
 
 from leadgate.app import create_app
 from leadgate.config import Settings
-from tests.support import Api, Tenant, make_tenant
+from tests.support import Api, Tenant, make_tenant, ok
 from tests.webhook_receiver import Received, Receiver, Reply
 
 SHORT_OVERLAP: Final = 1.0
@@ -121,13 +121,6 @@ async def short_overlap(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-async def ok(api: Api, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
-    status, body = await api.graphql(key, query, variables)
-    assert status == 200, body
-    assert "errors" not in body, body
-    return body["data"]
 
 
 async def create_endpoint(api: Api, tenant: Tenant, url: str) -> tuple[str, str]:

@@ -35,7 +35,7 @@ from leadgate.db.pool import create_pool
 from leadgate.domain.webhooks import generate_secret
 from leadgate.store import webhooks
 from tests.databases import create_database, drop_database
-from tests.support import Api, Tenant, error_codes, make_tenant
+from tests.support import Api, Tenant, error_codes, make_tenant, ok
 from tests.webhook_receiver import Receiver
 
 PUBLIC: Final = "93.184.216.34"
@@ -233,13 +233,6 @@ def unique_host(label: str) -> str:
 
 def url_of(address: str, path: str = "/hook") -> str:
     return f"https://[{address}]{path}" if ":" in address else f"https://{address}{path}"
-
-
-async def ok(api: Api, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
-    status, body = await api.graphql(key, query, variables)
-    assert status == 200, body
-    assert "errors" not in body, body
-    return body["data"]
 
 
 async def create_endpoint(api: Api, tenant: Tenant, url: str) -> str:

@@ -1,5 +1,6 @@
 """Webhooks in one process: endpoint management, signed deliveries, retries with backoff,
-Retry-After, 410, redelivery, test sends, secret rotation, and the events backfill.
+Retry-After, 410, redelivery, test sends and secret rotation (the events backfill is
+tests/test_events_backfill.py).
 
 The session `server` runs the dispatcher with the test Settings: http to loopback allowed,
 retry schedule (0.2, 0.4, 0.8) s (four attempts), lease 5 s, timeout 2 s. Every delivery goes
@@ -20,7 +21,17 @@ from typing import Any, Final, Protocol
 import asyncpg
 import pytest
 
-from tests.support import Api, Tenant, error_codes, make_tenant
+from tests.support import (
+    EVENTS,
+    Api,
+    Tenant,
+    create_lead,
+    error_codes,
+    history,
+    make_tenant,
+    move_lead,
+    ok,
+)
 from tests.webhook_receiver import Receiver, Reply
 
 ALL_TYPES: Final = ["lead.created", "lead.updated", "lead.status_changed", "lead.assigned"]
@@ -64,16 +75,8 @@ REDELIVER: Final = "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { id 
 SEND_TEST: Final = """
 mutation($id: ID!) { sendTestWebhook(endpointId: $id) { delivered responseStatus error } }
 """
-CREATE_LEAD: Final = "mutation($name: String!) { createLead(input: {businessName: $name}) { id } }"
 UPDATE_LEAD: Final = """
 mutation($id: ID!, $name: String!) { updateLead(id: $id, input: {businessName: $name}) { id } }
-"""
-MOVE_LEAD: Final = "mutation($id: ID!, $stage: ID!) { moveLead(id: $id, stageId: $stage) { id } }"
-HISTORY: Final = "query($id: ID!) { lead(id: $id) { history { id type sequence } } }"
-EVENTS: Final = """
-query($after: ID, $types: [String!], $limit: Int! = 100) {
-  events(after: $after, types: $types, limit: $limit) { id type sequence occurredAt data }
-}
 """
 
 
@@ -139,13 +142,6 @@ async def receivers(pool: asyncpg.Pool) -> AsyncIterator[OpenReceiver]:
 # --- helpers --------------------------------------------------------------------------------
 
 
-async def ok(api: Api, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
-    status, body = await api.graphql(key, query, variables)
-    assert status == 200, body
-    assert "errors" not in body, body
-    return body["data"]
-
-
 async def create_endpoint(
     api: Api, tenant: Tenant, url: str, types: Sequence[str] = ALL_TYPES
 ) -> tuple[str, str]:
@@ -153,23 +149,6 @@ async def create_endpoint(
     data = await ok(api, tenant.write_key, CREATE_ENDPOINT, {"url": url, "types": list(types)})
     created = data["createWebhookEndpoint"]
     return created["endpoint"]["id"], created["secret"]
-
-
-async def create_lead(api: Api, tenant: Tenant, name: str = "Webhook Bakery") -> str:
-    data = await ok(api, tenant.write_key, CREATE_LEAD, {"name": name})
-    lead_id: str = data["createLead"]["id"]
-    return lead_id
-
-
-async def move_lead(api: Api, tenant: Tenant, lead_id: str, stage_index: int) -> None:
-    stage = str(tenant.stage_ids[stage_index])
-    await ok(api, tenant.write_key, MOVE_LEAD, {"id": lead_id, "stage": stage})
-
-
-async def history(api: Api, tenant: Tenant, lead_id: str) -> list[dict[str, Any]]:
-    """The lead's events, oldest first."""
-    data = await ok(api, tenant.read_key, HISTORY, {"id": lead_id})
-    return list(reversed(data["lead"]["history"]))
 
 
 async def deliveries(api: Api, tenant: Tenant, endpoint_id: str | None) -> dict[str, Any]:
@@ -806,102 +785,3 @@ async def test_a_deleted_endpoint_is_gone_and_gets_no_further_events(
     assert [e["url"] for e in await endpoints(api, tenant)] == [sentinel.url]
     await sentinel.wait_until(lambda got: any(r.json["data"]["id"] == lead_id for r in got))
     assert receiver.requests == []
-
-
-# --- events backfill ------------------------------------------------------------------------
-
-
-async def make_events(api: Api, tenant: Tenant) -> list[dict[str, Any]]:
-    """Two leads created and one moved: the tenant's three events, in id order."""
-    first = await create_lead(api, tenant, "Alpha Ltd")
-    second = await create_lead(api, tenant, "Beta Ltd")
-    await move_lead(api, tenant, first, 3)
-    found = await history(api, tenant, first) + await history(api, tenant, second)
-    return sorted(found, key=lambda e: int(e["id"]))
-
-
-async def test_events_query_returns_the_organizations_events_after_the_cursor_in_id_order(
-    api: Api, tenant: Tenant, other_tenant: Tenant
-) -> None:
-    await create_lead(api, other_tenant, "Interleaved Other")
-    made = await make_events(api, tenant)
-    await create_lead(api, other_tenant, "Later Other")
-
-    everything = (await ok(api, tenant.read_key, EVENTS))["events"]
-    after_first = (await ok(api, tenant.read_key, EVENTS, {"after": made[0]["id"]}))["events"]
-
-    assert [e["id"] for e in everything] == [e["id"] for e in made]
-    assert [e["type"] for e in everything] == [
-        "lead.created",
-        "lead.created",
-        "lead.status_changed",
-    ]
-    assert [e["id"] for e in after_first] == [e["id"] for e in made[1:]]
-    assert everything[2]["data"]["stage"]["stageKey"] == "application"
-
-
-async def test_events_query_filters_by_type_and_limits(api: Api, tenant: Tenant) -> None:
-    made = await make_events(api, tenant)
-
-    moves = (await ok(api, tenant.read_key, EVENTS, {"types": ["lead.status_changed"]}))["events"]
-    first_two = (await ok(api, tenant.read_key, EVENTS, {"limit": 2}))["events"]
-
-    assert [e["id"] for e in moves] == [made[2]["id"]]
-    assert [e["id"] for e in first_two] == [e["id"] for e in made[:2]]
-
-
-async def test_rest_events_return_the_organizations_events_after_the_cursor(
-    api: Api, tenant: Tenant, other_tenant: Tenant
-) -> None:
-    made = await make_events(api, tenant)
-    await create_lead(api, other_tenant, "Later Other")
-
-    status, body, _ = await api.rest("GET", f"/v1/events?after={made[0]['id']}", tenant.read_key)
-
-    assert status == 200, body
-    assert [e["id"] for e in body["data"]] == [e["id"] for e in made[1:]]
-    assert body["meta"]["nextAfter"] == made[2]["id"]
-    created = body["data"][0]
-    assert created["type"] == "lead.created"
-    assert created["sequence"] == 1
-    assert created["data"]["lead"]["attributes"]["businessName"] == "Beta Ltd"
-
-
-async def test_rest_events_filter_by_type_and_page_with_limit(api: Api, tenant: Tenant) -> None:
-    made = await make_events(api, tenant)
-
-    _, moves, _ = await api.rest("GET", "/v1/events?types=lead.status_changed", tenant.read_key)
-    _, page, _ = await api.rest("GET", "/v1/events?limit=2", tenant.read_key)
-    _, rest, _ = await api.rest(
-        "GET", f"/v1/events?limit=2&after={page['meta']['nextAfter']}", tenant.read_key
-    )
-
-    assert [e["id"] for e in moves["data"]] == [made[2]["id"]]
-    assert [e["id"] for e in page["data"]] == [e["id"] for e in made[:2]]
-    assert [e["id"] for e in rest["data"]] == [made[2]["id"]]
-
-
-@pytest.mark.parametrize(
-    "variables",
-    [{"after": "abc"}, {"after": "-1"}, {"limit": 0}, {"limit": 1001}, {"types": ["lead.nope"]}],
-    ids=["after-text", "after-negative", "limit-0", "limit-1001", "unknown-type"],
-)
-async def test_a_bad_events_cursor_or_limit_is_a_validation_error(
-    api: Api, tenant: Tenant, variables: dict[str, Any]
-) -> None:
-    _, body = await api.graphql(tenant.read_key, EVENTS, variables)
-
-    assert error_codes(body) == ["VALIDATION_ERROR"], body
-
-
-@pytest.mark.parametrize(
-    "query",
-    ["after=abc", "after=-1", "limit=0", "limit=1001", "limit=ten", "types=lead.nope"],
-)
-async def test_a_bad_rest_events_cursor_or_limit_is_a_validation_error(
-    api: Api, tenant: Tenant, query: str
-) -> None:
-    status, body, _ = await api.rest("GET", f"/v1/events?{query}", tenant.read_key)
-
-    assert status == 422, body
-    assert body["error"]["code"] == "VALIDATION_ERROR"
