@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from leadgate import health, keys, logs, metrics, protocol
+from leadgate import health, keys, logs, metrics, protocol, tracing
 from leadgate.config import Settings
 from leadgate.db.pool import create_pool, database_url
 from leadgate.db.statements import StatementCounter
@@ -58,7 +58,7 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     # DNS rebinding); redirects are not followed (one could lead past that check).
     resolver = vetting_resolver(settings)
     try:
-        async with webhook_session(resolver) as session:
+        async with webhook_session(resolver, tracing.trace_configs(app)) as session:
             app[keys.HTTP_CLIENT] = session
             app[keys.WEBHOOKS] = WebhookAdmin(pool, session, settings, resolver)
             dispatcher = Dispatcher(pool, session, settings)
@@ -131,6 +131,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             request_id_middleware,
             logs.request_context_middleware,
+            tracing.request_span_middleware,
             metrics.request_metrics_middleware,
             error_middleware,
             header_limits_middleware,
@@ -141,6 +142,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.STATEMENTS] = StatementCounter()
+    if tracing.enabled():
+        tracing.install(app)
     connections = app[keys.CONNECTIONS] = ConnectionRegistry()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_connection_checks)

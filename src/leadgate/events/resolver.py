@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -99,9 +100,13 @@ def vetting_resolver(settings: Settings) -> VettingResolver:
     )
 
 
-def webhook_session(resolver: VettingResolver) -> aiohttp.ClientSession:
+def webhook_session(
+    resolver: VettingResolver, trace_configs: Sequence[aiohttp.TraceConfig] = ()
+) -> aiohttp.ClientSession:
     """The HTTP client for webhooks. Redirects are never followed (see sender.send) and proxy
     settings from the environment are ignored: either would reach a host this resolver never
-    saw."""
+    saw. `trace_configs`: tracing's span and traceparent per send (leadgate/tracing.py)."""
     connector = aiohttp.TCPConnector(limit=CONNECTION_LIMIT, resolver=resolver)
-    return aiohttp.ClientSession(connector=connector, trust_env=False)
+    return aiohttp.ClientSession(
+        connector=connector, trust_env=False, trace_configs=list(trace_configs)
+    )
