@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check fmt schema bench
+.PHONY: run test check fmt schema settings-doc bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ fmt: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/leadgate export-schema > schema.graphql
+
+## settings-doc: README's configuration table from the Settings declarations (src/leadgate/config.py)
+settings-doc: $(STAMP)
+	$(BIN)/python -m leadgate.config README.md
 
 ## bench: gateway vs a raw floor and PostGraphile on one database → bench/RESULTS.md
 ##        (BENCH_ARGS=--quick for a smoke run, BENCH_ARGS=--leads=1000000 for the 1 M case)

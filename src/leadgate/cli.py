@@ -20,7 +20,7 @@ from aiohttp import web
 
 from leadgate import logs
 from leadgate.app import create_app
-from leadgate.config import Settings
+from leadgate.config import InvalidSetting, Settings
 from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool, database_url, init_connection
 from leadgate.domain.errors import AppError
@@ -399,6 +399,10 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.run(Settings.from_env(), args)
+    except InvalidSetting as exc:
+        # A configuration mistake, like a bad argument: argparse's status, no traceback.
+        say(f"error: {exc}", stream=sys.stderr)
+        raise SystemExit(2) from exc
     except AppError as exc:
         say(f"error: {exc.message}", stream=sys.stderr)
         raise SystemExit(1) from exc

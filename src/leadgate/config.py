@@ -1,70 +1,313 @@
-"""Settings, read from the environment once and passed explicitly."""
+"""Settings, read from the environment once and passed explicitly.
+
+Each setting is declared once, on its `Settings` field: environment variable, default, parser
+and description (`setting(...)`). `Settings.from_env` and README's configuration table
+(`markdown_table`, rewritten by `make settings-doc`) are both derived from those declarations.
+"""
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
 
+T = TypeVar("T")
+
 # Seconds before each webhook retry: ten attempts over about 23 hours.
 DEFAULT_RETRY_SCHEDULE: Final = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 43200.0)
+
+# The field metadata key under which a setting's declaration lives.
+ENV: Final = "leadgate.env"
+
+TABLE_START: Final = "<!-- settings:start -->"
+TABLE_END: Final = "<!-- settings:end -->"
+
+
+class InvalidSetting(ValueError):
+    """An environment variable with a value its setting cannot use (`leadgate` exits 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Parser(Generic[T]):
+    """Text → value. `read` raises ValueError for text that is not `expects`."""
+
+    expects: str  # completes "<variable> must be …"
+    read: Callable[[str], T]
+    # The value as the variable spells it: README's default column.
+    show: Callable[[T], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """One setting's environment variable; the value type is the field's."""
+
+    name: str
+    parser: Parser[Any]
+    meaning: str
+    # README's default column when the plain default would mislead (e.g. `--demo` changes it).
+    default_text: str | None = None
+    # A secret's bad value is never echoed in the error (it would reach a terminal or a log).
+    secret: bool = False
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _integer(text: str, minimum: int) -> int:
+    value = int(text)
+    if value < minimum:
+        raise ValueError(text)
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(text)
+    return value
+
+
+def integer(minimum: int = 0) -> Parser[int]:
+    return Parser(f"an integer ≥ {minimum}", lambda text: _integer(text, minimum), str)
+
+
+SECONDS: Final[Parser[float]] = Parser("a number of seconds ≥ 0", _seconds, _number)
+SCHEDULE: Final[Parser[tuple[float, ...]]] = Parser(
+    "comma-separated seconds ≥ 0",
+    lambda text: tuple(_seconds(part) for part in text.split(",")),
+    lambda value: ",".join(_number(part) for part in value),
+)
+
+
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1"
+
+
+FLAG: Final[Parser[bool]] = Parser("1 or 0", _flag, lambda value: "1" if value else "0")
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError(text)
+    return text
+
+
+# The value is a secret: a bad one is named but never echoed (see from_env).
+DATABASE: Final[Parser[str]] = Parser("a postgresql:// URL", _url, str)
+PATH: Final[Parser[Path]] = Parser("a directory", Path, str)
+
+
+def choice(*options: str) -> Parser[str]:
+    def read(text: str) -> str:
+        if text not in options:
+            raise ValueError(text)
+        return text
+
+    return Parser(" or ".join(options), read, str)
+
+
+def setting(
+    default: T,
+    env: str,
+    parser: Parser[T],
+    meaning: str,
+    *,
+    default_text: str | None = None,
+    repr: bool = True,
+) -> T:
+    """A Settings field read from `env`; an unset or empty variable keeps `default`."""
+    declared = Declared(env, parser, meaning, default_text, secret=not repr)
+    return field(default=default, repr=repr, metadata={ENV: declared})
+
+
+def optional_setting(env: str, parser: Parser[T], meaning: str, *, repr: bool = True) -> T | None:
+    """A setting whose default is unset (None)."""
+    declared = Declared(env, parser, meaning, "unset", secret=not repr)
+    return field(default=None, repr=repr, metadata={ENV: declared})
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     # repr=False: a DATABASE_URL may carry a password and must never reach a log.
-    database_url: str | None = field(default=None, repr=False)
-    data_dir: Path = Path(".leadgate")
-    pool_min_size: int = 2
-    pool_max_size: int = 10
+    database_url: str | None = optional_setting(
+        "DATABASE_URL",
+        DATABASE,
+        "PostgreSQL ≥ 15 to use; unset → embedded server (pgserver)",
+        repr=False,
+    )
+    data_dir: Path = setting(
+        Path(".leadgate"),
+        "LEADGATE_DATA_DIR",
+        PATH,
+        "where the embedded server keeps its data (`<dir>/pg`)",
+    )
+    pool_min_size: int = setting(
+        2, "LEADGATE_POOL_MIN", integer(0), "connections a process's pool keeps open"
+    )
+    pool_max_size: int = setting(
+        10, "LEADGATE_POOL_MAX", integer(1), "connections a process's pool may open"
+    )
     # Upper bound on how long a revoked key keeps working in another process.
     api_key_cache_seconds: float = 4.0
     # SIGTERM: how long in-flight requests (and WebSocket close handshakes) may take.
-    shutdown_timeout_seconds: float = 10.0
-    statement_timeout_ms: int = 15_000
+    shutdown_timeout_seconds: float = setting(
+        10.0,
+        "LEADGATE_SHUTDOWN_TIMEOUT",
+        SECONDS,
+        "seconds in-flight requests may take to finish after SIGTERM",
+    )
+    statement_timeout_ms: int = setting(
+        15_000,
+        "LEADGATE_STATEMENT_TIMEOUT_MS",
+        integer(0),
+        "server-side statement timeout in milliseconds (`0`: none)",
+    )
     # How long a write waits for a row another write holds (same lead, same idempotency key)
     # before answering with a typed error instead of hanging.
-    lock_timeout_ms: int = 2_000
+    lock_timeout_ms: int = setting(
+        2_000,
+        "LEADGATE_LOCK_TIMEOUT_MS",
+        integer(0),
+        "milliseconds a write waits for a row another write holds (same lead, same "
+        "idempotency key) before a typed error",
+    )
     idempotency_ttl_seconds: float = 24 * 3600
-    graphql_ws_legacy: bool = False
-    access_log: bool = False
-    # "json": one JSON object per log line (leadgate/logs.py); anything else: text.
-    log_format: str = "text"
+    graphql_ws_legacy: bool = setting(
+        False,
+        "LEADGATE_GRAPHQL_WS_LEGACY",
+        FLAG,
+        "`1` also accepts the legacy `graphql-ws` subscription protocol",
+    )
+    access_log: bool = setting(
+        False,
+        "LEADGATE_ACCESS_LOG",
+        FLAG,
+        "`1` logs every request (method, path, status, time, request id)",
+    )
+    # "json": one JSON object per log line (leadgate/logs.py).
+    log_format: str = setting(
+        "text",
+        "LEADGATE_LOG_FORMAT",
+        choice("text", "json"),
+        "`json`: one JSON object per log line (see Metrics and logs)",
+    )
     # /metrics answers loopback clients only unless this is set (it reveals traffic and load).
-    metrics_public: bool = False
+    metrics_public: bool = setting(
+        False,
+        "LEADGATE_METRICS_PUBLIC",
+        FLAG,
+        "`1` serves `/metrics` to any client; otherwise loopback only",
+    )
+    # None: OpenTelemetry's own variables decide (leadgate/tracing.py).
+    tracing: bool | None = optional_setting(
+        "LEADGATE_TRACING",
+        FLAG,
+        "`1` traces requests, SQL and webhook sends (needs `leadgate[otel]`); `0` never; "
+        "unset: on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set",
+    )
     # Run queries through compiled plans (graphql/compiled.py); off = strawberry only.
-    compiled_queries: bool = True
+    compiled_queries: bool = setting(
+        True,
+        "LEADGATE_COMPILED_QUERIES",
+        FLAG,
+        "`0` runs every query through strawberry's own executor (see Performance)",
+    )
     # Webhooks: http and loopback targets only for local development (SSRF otherwise).
-    allow_insecure_webhooks: bool = False
+    allow_insecure_webhooks: bool = setting(
+        False,
+        "LEADGATE_ALLOW_INSECURE_WEBHOOKS",
+        FLAG,
+        "`1` allows `http` and loopback webhook targets (local development only)",
+        default_text="`0` (`1` under `--demo`)",
+    )
     # Seconds before each retry; attempts = len + 1. The default spans about a day.
-    webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
-    webhook_timeout_seconds: float = 10.0
+    webhook_retry_schedule: tuple[float, ...] = setting(
+        DEFAULT_RETRY_SCHEDULE,
+        "LEADGATE_WEBHOOK_RETRY_SCHEDULE",
+        SCHEDULE,
+        "seconds before each webhook retry (attempts: one more than the entries)",
+    )
+    webhook_timeout_seconds: float = setting(
+        10.0, "LEADGATE_WEBHOOK_TIMEOUT", SECONDS, "seconds per webhook delivery attempt"
+    )
     # A claimed delivery is retried by any dispatcher once its lease ends (a killed process).
-    webhook_lease_seconds: float = 60.0
+    webhook_lease_seconds: float = setting(
+        60.0,
+        "LEADGATE_WEBHOOK_LEASE",
+        SECONDS,
+        "seconds a dispatcher holds a claimed delivery before any other may retry it",
+    )
     webhook_concurrency: int = 32
     # After rotateWebhookSecret the previous secret keeps signing beside the new one this long
     # (Standard Webhooks: receivers switch over without dropping a delivery).
-    webhook_secret_overlap_seconds: float = 24 * 3600.0
+    webhook_secret_overlap_seconds: float = setting(
+        24 * 3600.0,
+        "LEADGATE_WEBHOOK_SECRET_OVERLAP",
+        SECONDS,
+        "seconds the replaced secret keeps signing after `rotateWebhookSecret`",
+    )
     # Resolves webhook hosts underneath the SSRF vetting; None = the system resolver. Tests
     # answer with addresses they choose.
     webhook_resolver: AbstractResolver | None = field(default=None, repr=False, compare=False)
-    dispatcher_enabled: bool = True
+    dispatcher_enabled: bool = setting(
+        True,
+        "LEADGATE_DISPATCHER",
+        FLAG,
+        "`0` runs this process without a webhook dispatcher",
+    )
     graphiql_api_key: str | None = field(default=None, repr=False)
     # Abuse limits, all checked before any SQL runs (README "Limits").
-    max_body_bytes: int = 1024 * 1024
-    max_header_bytes: int = 8 * 1024
-    max_document_tokens: int = 5_000
-    max_depth: int = 10
-    max_aliases: int = 30
-    max_cost: int = 50_000
+    max_body_bytes: int = setting(
+        1024 * 1024,
+        "LEADGATE_MAX_BODY_BYTES",
+        integer(1),
+        "request body (413 `PAYLOAD_TOO_LARGE`)",
+    )
+    max_header_bytes: int = setting(
+        8 * 1024,
+        "LEADGATE_MAX_HEADER_BYTES",
+        integer(1),
+        "one header; all headers together: 4× (431 `HEADERS_TOO_LARGE`). aiohttp's parser "
+        "refuses lines over 64 KiB itself, answered in the envelope too",
+    )
+    max_document_tokens: int = setting(
+        5_000,
+        "LEADGATE_MAX_TOKENS",
+        integer(1),
+        "tokens in a GraphQL document, counted by the lexer before parsing",
+    )
+    max_depth: int = setting(10, "LEADGATE_MAX_DEPTH", integer(1), "selection depth")
+    max_aliases: int = setting(30, "LEADGATE_MAX_ALIASES", integer(0), "aliases in a document")
+    max_cost: int = setting(
+        50_000,
+        "LEADGATE_MAX_COST",
+        integer(1),
+        "cost budget: each field costs 1, and a field sized by `limit`/`first`/`last` counts "
+        "its selection that many times (its default when left out); other lists count it once",
+    )
     # GraphiQL needs both; a locked-down production API may turn them off.
-    introspection: bool = True
-    suggestions: bool = True
+    introspection: bool = setting(
+        True,
+        "LEADGATE_INTROSPECTION",
+        FLAG,
+        "`0` refuses `__schema`/`__type` (GraphiQL needs them)",
+    )
+    suggestions: bool = setting(
+        True,
+        "LEADGATE_SUGGESTIONS",
+        FLAG,
+        '`0` drops "Did you mean …?" from validation messages',
+    )
 
     @property
     def embedded_pgdata(self) -> Path:
@@ -72,40 +315,62 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every declared variable that is set and not empty; InvalidSetting names a bad one."""
         env = os.environ if env is None else env
-        return cls(
-            database_url=env.get("DATABASE_URL") or None,
-            data_dir=Path(env.get("LEADGATE_DATA_DIR") or ".leadgate"),
-            pool_min_size=int(env.get("LEADGATE_POOL_MIN", "2")),
-            pool_max_size=int(env.get("LEADGATE_POOL_MAX", "10")),
-            statement_timeout_ms=int(env.get("LEADGATE_STATEMENT_TIMEOUT_MS", "15000")),
-            lock_timeout_ms=int(env.get("LEADGATE_LOCK_TIMEOUT_MS", "2000")),
-            shutdown_timeout_seconds=float(env.get("LEADGATE_SHUTDOWN_TIMEOUT", "10")),
-            graphql_ws_legacy=env.get("LEADGATE_GRAPHQL_WS_LEGACY", "") == "1",
-            compiled_queries=env.get("LEADGATE_COMPILED_QUERIES", "1") != "0",
-            access_log=env.get("LEADGATE_ACCESS_LOG", "") == "1",
-            log_format=env.get("LEADGATE_LOG_FORMAT", "text"),
-            metrics_public=env.get("LEADGATE_METRICS_PUBLIC", "") == "1",
-            allow_insecure_webhooks=env.get("LEADGATE_ALLOW_INSECURE_WEBHOOKS", "") == "1",
-            webhook_retry_schedule=_seconds(env.get("LEADGATE_WEBHOOK_RETRY_SCHEDULE"))
-            or DEFAULT_RETRY_SCHEDULE,
-            webhook_timeout_seconds=float(env.get("LEADGATE_WEBHOOK_TIMEOUT", "10")),
-            webhook_lease_seconds=float(env.get("LEADGATE_WEBHOOK_LEASE", "60")),
-            webhook_secret_overlap_seconds=float(
-                env.get("LEADGATE_WEBHOOK_SECRET_OVERLAP", str(24 * 3600))
-            ),
-            dispatcher_enabled=env.get("LEADGATE_DISPATCHER", "1") != "0",
-            max_body_bytes=int(env.get("LEADGATE_MAX_BODY_BYTES", str(1024 * 1024))),
-            max_header_bytes=int(env.get("LEADGATE_MAX_HEADER_BYTES", str(8 * 1024))),
-            max_document_tokens=int(env.get("LEADGATE_MAX_TOKENS", "5000")),
-            max_depth=int(env.get("LEADGATE_MAX_DEPTH", "10")),
-            max_aliases=int(env.get("LEADGATE_MAX_ALIASES", "30")),
-            max_cost=int(env.get("LEADGATE_MAX_COST", "50000")),
-            introspection=env.get("LEADGATE_INTROSPECTION", "1") != "0",
-            suggestions=env.get("LEADGATE_SUGGESTIONS", "1") != "0",
+        values: dict[str, Any] = {}
+        for name, declared in declarations():
+            text = env.get(declared.name, "").strip()
+            if not text:
+                continue
+            try:
+                values[name] = declared.parser.read(text)
+            except ValueError:
+                got = "" if declared.secret else f", got {text!r}"
+                raise InvalidSetting(
+                    f"{declared.name} must be {declared.parser.expects}{got}"
+                ) from None
+        return cls(**values)
+
+
+def declarations() -> Iterator[tuple[str, Declared]]:
+    """(field name, declaration) of every setting read from the environment, in field order."""
+    for each in fields(Settings):
+        declared = each.metadata.get(ENV)
+        if isinstance(declared, Declared):
+            yield each.name, declared
+
+
+def default_text(name: str, declared: Declared) -> str:
+    """README's default column: the value as the variable would spell it."""
+    if declared.default_text is not None:
+        return declared.default_text
+    return f"`{declared.parser.show(getattr(Settings(), name))}`"
+
+
+def markdown_table() -> str:
+    """README's configuration table, one row per environment variable."""
+    rows = ["| variable | value | default | meaning |", "|---|---|---|---|"]
+    for name, declared in declarations():
+        cells = (
+            f"`{declared.name}`",
+            declared.parser.expects,
+            default_text(name, declared),
+            declared.meaning,
         )
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
 
 
-def _seconds(text: str | None) -> tuple[float, ...]:
-    """ "5,30,120" → (5.0, 30.0, 120.0); empty or unset → ()."""
-    return tuple(float(part) for part in (text or "").split(",") if part.strip())
+def with_table(readme: str) -> str:
+    """`readme` with the text between the settings markers replaced by `markdown_table()`."""
+    before, start, rest = readme.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
+    if not start or not end:
+        raise ValueError(f"no {TABLE_START} … {TABLE_END} pair")
+    return f"{before}{TABLE_START}\n{markdown_table()}{TABLE_END}{after}"
+
+
+if __name__ == "__main__":
+    # `make settings-doc`: python -m leadgate.config README.md
+    for readme in map(Path, sys.argv[1:]):
+        readme.write_text(with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
