@@ -195,21 +195,26 @@ async def test_a_webhook_send_carries_the_traceparent_of_its_recorded_span(
     assert URL_TOKEN not in "".join(s.to_json() for s in spans)
 
 
+OTLP_ENDPOINT: Final = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+
+
 @pytest.mark.parametrize(
-    ("environ", "on"),
+    ("setting", "environ", "on"),
     [
-        ({}, False),
-        ({"LEADGATE_TRACING": "1"}, True),
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
-        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "LEADGATE_TRACING": "0"}, False),
-        ({"LEADGATE_TRACING": "1", "OTEL_SDK_DISABLED": "true"}, False),
+        (None, {}, False),
+        (None, {"LEADGATE_TRACING": "1"}, True),
+        (None, OTLP_ENDPOINT, True),
+        (None, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+        (None, {**OTLP_ENDPOINT, "LEADGATE_TRACING": "0"}, False),
+        (None, {"LEADGATE_TRACING": "1", "OTEL_SDK_DISABLED": "true"}, False),
+        (True, {}, True),
+        (False, OTLP_ENDPOINT, False),
     ],
 )
 def test_tracing_is_on_with_an_otlp_endpoint_or_leadgate_tracing(
-    environ: dict[str, str], on: bool
+    setting: bool | None, environ: dict[str, str], on: bool
 ) -> None:
-    assert tracing.enabled(environ) is on
+    assert tracing.enabled(setting, environ) is on
 
 
 # Run in a fresh interpreter where importing opentelemetry fails, as without the extra.

@@ -43,11 +43,14 @@ _CLIENT_CLOSED: Final = 499
 _INSTRUMENTATION: Final = "leadgate"
 
 
-def enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    """`LEADGATE_TRACING` decides when set (so `=0` turns tracing off despite an endpoint);
-    otherwise an OTLP endpoint turns it on. `OTEL_SDK_DISABLED=true` always wins."""
+def enabled(setting: bool | None = None, environ: Mapping[str, str] = os.environ) -> bool:
+    """`setting` (Settings.tracing, from LEADGATE_TRACING) decides when given, else
+    LEADGATE_TRACING in `environ` (so `=0` turns tracing off despite an endpoint); otherwise an
+    OTLP endpoint turns it on. `OTEL_SDK_DISABLED=true` always wins."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
+    if setting is not None:
+        return setting
     explicit = environ.get("LEADGATE_TRACING", "").strip().lower()
     if explicit:
         return explicit in _TRUE
