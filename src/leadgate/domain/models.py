@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-
-class LeadSource(enum.StrEnum):
-    MANUAL = "manual"
-    CSV_IMPORT = "csv_import"
-    API = "api"
-    WEB_FORM = "web_form"
-    REFERRAL = "referral"
-    DIALER = "dialer"
-
-
-class LeadPriority(enum.StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
+# The lead and its enums are declared with the lead field table.
+from leadgate.domain.lead_fields import Lead as Lead
+from leadgate.domain.lead_fields import LeadPriority as LeadPriority
+from leadgate.domain.lead_fields import LeadSource as LeadSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,41 +38,6 @@ class Advisor:
     id: UUID
     name: str
     email: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Lead:
-    id: UUID
-    organization_id: UUID
-    business_name: str | None
-    contact_first_name: str | None
-    contact_last_name: str | None
-    email: str | None
-    phone: str | None
-    industry: str | None
-    monthly_revenue: str | None
-    requested_amount: str | None
-    source: LeadSource
-    priority: LeadPriority
-    is_do_not_call: bool
-    dnc_reason: str | None
-    dnc_at: datetime | None
-    tags: list[str]
-    custom_fields: dict[str, Any]
-    external_ids: dict[str, Any]
-    lead_score: int | None
-    stage_id: UUID
-    primary_advisor_id: UUID | None
-    contact_id: UUID | None
-    last_contacted_at: datetime | None
-    stage_changed_at: datetime
-    converted_at: datetime | None
-    converted_account_id: UUID | None
-    converted_contact_id: UUID | None
-    import_job_id: UUID | None
-    created_by: UUID | None
-    created_at: datetime
-    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

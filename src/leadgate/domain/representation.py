@@ -6,12 +6,16 @@ and webhook bodies all carry it.
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
 from uuid import UUID
 
 import orjson
 
 from leadgate.domain.formats import iso_utc
+from leadgate.domain.lead_fields import LEAD_FIELDS, RELATIONS, FieldSpec
 from leadgate.domain.models import LeadRecord, Stage
 
 
@@ -19,8 +23,21 @@ def _id(value: UUID | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def _time(value: Any) -> str | None:
+def _time(value: datetime | None) -> str | None:
     return iso_utc(value) if value is not None else None
+
+
+def _enum(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _encoder(f: FieldSpec) -> Callable[[Any], Any] | None:
+    """JSON for one attribute's value, by its Python type (None: as it is)."""
+    if f.enum is not None:
+        return _enum
+    if f.python_type is UUID:
+        return _id
+    return _time if f.python_type is datetime else None
 
 
 def stage_document(stage: Stage) -> dict[str, Any]:
@@ -33,45 +50,48 @@ def stage_document(stage: Stage) -> dict[str, Any]:
     }
 
 
+def _stage(record: LeadRecord) -> dict[str, Any]:
+    return {"stage": stage_document(record.stage)}
+
+
+def _primary_advisor(record: LeadRecord) -> dict[str, Any]:
+    advisor = record.advisor
+    return {
+        "primaryAdvisorId": _id(record.lead.primary_advisor_id),
+        "primaryAdvisorName": advisor.name if advisor is not None else None,
+    }
+
+
+# The relations of the field table (lead_fields.RELATIONS), rendered by hand, by column.
+_RELATIONS: Final[dict[str, Callable[[LeadRecord], dict[str, Any]]]] = {
+    "stage_id": _stage,
+    "primary_advisor_id": _primary_advisor,
+}
+if set(_RELATIONS) != {f.column for f in RELATIONS}:
+    raise TypeError("domain.representation renders other relations than the field table has")
+
+_Encode = Callable[[Any], Any]
+_Render = Callable[[LeadRecord], dict[str, Any]]
+# The attributes in table order, each (column, REST attribute, encoder, relation renderer): a
+# relation's attributes sit where its column does. `id` sits outside the attributes.
+_STEPS: Final[tuple[tuple[str, str, _Encode | None, _Render | None], ...]] = tuple(
+    (f.column, f.rest_name or "", _encoder(f), _RELATIONS.get(f.column))
+    for f in LEAD_FIELDS
+    if f.rest_name is not None and f.column != "id"
+)
+
+
 def lead_document(record: LeadRecord) -> dict[str, Any]:
     """One lead as the spec shows it: every attribute present, null when unset."""
-    lead, stage, advisor = record.lead, record.stage, record.advisor
-    return {
-        "id": str(lead.id),
-        "type": "lead",
-        "attributes": {
-            "businessName": lead.business_name,
-            "contactFirstName": lead.contact_first_name,
-            "contactLastName": lead.contact_last_name,
-            "email": lead.email,
-            "phone": lead.phone,
-            "industry": lead.industry,
-            "monthlyRevenue": lead.monthly_revenue,
-            "requestedAmount": lead.requested_amount,
-            "source": lead.source.value,
-            "priority": lead.priority.value,
-            "isDoNotCall": lead.is_do_not_call,
-            "dncReason": lead.dnc_reason,
-            "dncAt": _time(lead.dnc_at),
-            "tags": lead.tags,
-            "customFields": lead.custom_fields,
-            "externalIds": lead.external_ids,
-            "leadScore": lead.lead_score,
-            "stage": stage_document(stage),
-            "primaryAdvisorId": _id(lead.primary_advisor_id),
-            "primaryAdvisorName": advisor.name if advisor is not None else None,
-            "contactId": _id(lead.contact_id),
-            "lastContactedAt": _time(lead.last_contacted_at),
-            "stageChangedAt": _time(lead.stage_changed_at),
-            "convertedAt": _time(lead.converted_at),
-            "convertedAccountId": _id(lead.converted_account_id),
-            "convertedContactId": _id(lead.converted_contact_id),
-            "importJobId": _id(lead.import_job_id),
-            "createdBy": _id(lead.created_by),
-            "createdAt": _time(lead.created_at),
-            "updatedAt": _time(lead.updated_at),
-        },
-    }
+    lead = record.lead
+    attributes: dict[str, Any] = {}
+    for column, name, encode, render in _STEPS:
+        if render is not None:
+            attributes.update(render(record))
+            continue
+        value = getattr(lead, column)
+        attributes[name] = value if encode is None or value is None else encode(value)
+    return {"id": str(lead.id), "type": "lead", "attributes": attributes}
 
 
 def lead_response(document: dict[str, Any], request_id: str) -> bytes:

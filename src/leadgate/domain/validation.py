@@ -7,6 +7,8 @@ which is 1-255 characters or null.
 
 from __future__ import annotations
 
+import copy
+import enum
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -19,7 +21,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from leadgate.domain.errors import FieldError, ValidationFailed
 from leadgate.domain.ids import parse_uuid
-from leadgate.domain.models import LeadPriority, LeadSource
+from leadgate.domain.lead_fields import (
+    CREATE_INPUTS,
+    REFERENCE_INPUTS,
+    VALUE_INPUTS,
+    FieldSpec,
+    Rule,
+)
 
 MAX_TAGS: Final = 50
 MAX_TAG_LENGTH: Final = 50
@@ -44,10 +52,9 @@ def is_plain_text(text: str) -> bool:
 _UNSET: Final = object()
 # Fields an update may not touch, with where to go instead.
 _NOT_UPDATABLE: Final = {
-    "source": "source is set when a lead is created and cannot change",
-    "stageId": "use moveLead to change the stage",
-    "assignToAdvisorId": "use assignLead to change the advisor",
-    "contactId": "contactId is set when a lead is created and cannot change",
+    f.input_name: f.decl.fixed or f"{f.input_name} cannot change"
+    for f in CREATE_INPUTS
+    if not f.decl.update
 }
 
 
@@ -89,34 +96,47 @@ class _Checker:
         return value or None
 
 
-def _business_name(c: _Checker) -> object:
-    # The spec gives a business name 1-255 characters: unlike the other optional strings, an
-    # empty (or blank) one is a mistake to report, not a way to clear it (null clears it).
-    raw = c.raw.get("businessName")
-    if isinstance(raw, str) and not raw.strip():
-        c.fail("businessName", "must be 1-255 characters (null clears it)")
-        return _UNSET
-    value = c.text("businessName", max_length=255)
-    if isinstance(value, str) and _HTML_TAG.search(value):
-        c.fail("businessName", "must not contain HTML")
-        return _UNSET
-    return value
+Check = Callable[[_Checker], object]
 
 
-def _email(c: _Checker) -> object:
-    value = c.text("email", max_length=320)
-    if not isinstance(value, str):
-        return value
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        c.fail("email", f"must be a valid email address ({exc})")
-        return _UNSET
+def _text(field: str, max_length: int) -> Check:
+    return lambda c: c.text(field, max_length=max_length)
 
 
-def _amount(field: str) -> Callable[[_Checker], object]:
+def _business_name(field: str, max_length: int) -> Check:
     def check(c: _Checker) -> object:
-        value = c.text(field, max_length=32)
+        # The spec gives a business name 1-255 characters: unlike the other optional strings,
+        # an empty (or blank) one is a mistake to report, not a way to clear it (null does).
+        raw = c.raw.get(field)
+        if isinstance(raw, str) and not raw.strip():
+            c.fail(field, f"must be 1-{max_length} characters (null clears it)")
+            return _UNSET
+        value = c.text(field, max_length=max_length)
+        if isinstance(value, str) and _HTML_TAG.search(value):
+            c.fail(field, "must not contain HTML")
+            return _UNSET
+        return value
+
+    return check
+
+
+def _email(field: str, max_length: int) -> Check:
+    def check(c: _Checker) -> object:
+        value = c.text(field, max_length=max_length)
+        if not isinstance(value, str):
+            return value
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            c.fail(field, f"must be a valid email address ({exc})")
+            return _UNSET
+
+    return check
+
+
+def _amount(field: str, max_length: int) -> Check:
+    def check(c: _Checker) -> object:
+        value = c.text(field, max_length=max_length)
         if isinstance(value, str) and not _AMOUNT.fullmatch(value):
             c.fail(field, 'must be a non-negative decimal number as a string, e.g. "85000"')
             return _UNSET
@@ -125,12 +145,13 @@ def _amount(field: str) -> Callable[[_Checker], object]:
     return check
 
 
-def _enum(field: str, kind: type[LeadSource] | type[LeadPriority]) -> Callable[[_Checker], object]:
+def _enum(field: str, kind: type[enum.Enum]) -> Check:
+    allowed: list[str] = [str(member.value) for member in kind]
+
     def check(c: _Checker) -> object:
         if field not in c.raw:
             return _UNSET
         value = c.raw[field]
-        allowed = [member.value for member in kind]
         if value not in allowed:
             c.fail(field, f"must be one of {', '.join(allowed)}")
             return _UNSET
@@ -139,22 +160,25 @@ def _enum(field: str, kind: type[LeadSource] | type[LeadPriority]) -> Callable[[
     return check
 
 
-def _tags(c: _Checker) -> object:
-    if "tags" not in c.raw:
-        return _UNSET
-    value = c.raw["tags"]
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        c.fail("tags", "must be an array of strings")
-        return _UNSET
-    tags = [t.strip() for t in value]
-    if any(not t for t in tags):
-        c.fail("tags", "must not contain empty tags")
-    elif any(len(t) > MAX_TAG_LENGTH or _CONTROL.search(t) for t in tags):
-        c.fail("tags", f"each tag must be at most {MAX_TAG_LENGTH} plain characters")
-    unique = list(dict.fromkeys(tags))
-    if len(unique) > MAX_TAGS:
-        c.fail("tags", f"must have at most {MAX_TAGS} tags")
-    return unique
+def _tags(field: str) -> Check:
+    def check(c: _Checker) -> object:
+        if field not in c.raw:
+            return _UNSET
+        value = c.raw[field]
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            c.fail(field, "must be an array of strings")
+            return _UNSET
+        tags = [t.strip() for t in value]
+        if any(not t for t in tags):
+            c.fail(field, "must not contain empty tags")
+        elif any(len(t) > MAX_TAG_LENGTH or _CONTROL.search(t) for t in tags):
+            c.fail(field, f"each tag must be at most {MAX_TAG_LENGTH} plain characters")
+        unique = list(dict.fromkeys(tags))
+        if len(unique) > MAX_TAGS:
+            c.fail(field, f"must have at most {MAX_TAGS} tags")
+        return unique
+
+    return check
 
 
 def _json_problem(value: Any, depth: int = 0) -> str | None:
@@ -179,20 +203,23 @@ def _json_problem(value: Any, depth: int = 0) -> str | None:
     return None
 
 
-def _custom_fields(c: _Checker) -> object:
-    if "customFields" not in c.raw:
-        return _UNSET
-    value = c.raw["customFields"]
-    if not isinstance(value, dict):
-        c.fail("customFields", "must be a JSON object")
-        return _UNSET
-    problem = _json_problem(value)
-    if problem is None and len(orjson.dumps(value)) > MAX_CUSTOM_FIELDS_BYTES:
-        problem = f"must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes as JSON"
-    if problem:
-        c.fail("customFields", problem)
-        return _UNSET
-    return value
+def _object(field: str) -> Check:
+    def check(c: _Checker) -> object:
+        if field not in c.raw:
+            return _UNSET
+        value = c.raw[field]
+        if not isinstance(value, dict):
+            c.fail(field, "must be a JSON object")
+            return _UNSET
+        problem = _json_problem(value)
+        if problem is None and len(orjson.dumps(value)) > MAX_CUSTOM_FIELDS_BYTES:
+            problem = f"must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes as JSON"
+        if problem:
+            c.fail(field, problem)
+            return _UNSET
+        return value
+
+    return check
 
 
 def _reference(c: _Checker, field: str) -> UUID | None:
@@ -205,27 +232,46 @@ def _reference(c: _Checker, field: str) -> UUID | None:
     return parsed
 
 
-# API field → (column, check). Order is the spec's, so errors come back in that order.
-_FIELDS: Final[dict[str, tuple[str, Callable[[_Checker], object]]]] = {
-    "businessName": ("business_name", _business_name),
-    "contactFirstName": (
-        "contact_first_name",
-        lambda c: c.text("contactFirstName", max_length=100),
-    ),
-    "contactLastName": ("contact_last_name", lambda c: c.text("contactLastName", max_length=100)),
-    "email": ("email", _email),
-    "phone": ("phone", lambda c: c.text("phone", max_length=20)),
-    "industry": ("industry", lambda c: c.text("industry", max_length=100)),
-    "monthlyRevenue": ("monthly_revenue", _amount("monthlyRevenue")),
-    "requestedAmount": ("requested_amount", _amount("requestedAmount")),
-    "source": ("source", _enum("source", LeadSource)),
-    "priority": ("priority", _enum("priority", LeadPriority)),
-    "tags": ("tags", _tags),
-    "customFields": ("custom_fields", _custom_fields),
+# The longest amount string taken when the table gives no max_length.
+_AMOUNT_LENGTH: Final = 32
+
+
+def _check(f: FieldSpec) -> Check:
+    """The validator the table's rule names for one input."""
+    name, rule, length = f.input_name, f.decl.rule, f.decl.max_length
+    if rule is Rule.TEXT and length is not None:
+        return _text(name, length)
+    if rule is Rule.BUSINESS_NAME and length is not None:
+        return _business_name(name, length)
+    if rule is Rule.EMAIL and length is not None:
+        return _email(name, length)
+    if rule is Rule.AMOUNT:
+        return _amount(name, length or _AMOUNT_LENGTH)
+    if rule is Rule.CHOICE and f.enum is not None:
+        return _enum(name, f.enum)
+    if rule is Rule.TAGS:
+        return _tags(name)
+    if rule is Rule.OBJECT:
+        return _object(name)
+    raise TypeError(f"lead field {f.column}: rule {rule} needs what the table does not give")
+
+
+# API field → (column, check), in table order, so errors come back in the spec's order.
+_FIELDS: Final[dict[str, tuple[str, Check]]] = {
+    f.input_name: (f.column, _check(f)) for f in VALUE_INPUTS if f.decl.create
 }
-_REFERENCES: Final = ("stageId", "assignToAdvisorId", "contactId")
+_UPDATABLE: Final[dict[str, tuple[str, Check]]] = {
+    f.input_name: (f.column, _check(f)) for f in VALUE_INPUTS if f.decl.update
+}
+_REFERENCES: Final = tuple(f.input_name for f in REFERENCE_INPUTS)
 # Columns that exist but may not be null: null is an error on update, a default on create.
-_NOT_NULL: Final = frozenset({"source", "priority", "tags", "customFields"})
+_NOT_NULL: Final = frozenset(f.input_name for f in VALUE_INPUTS if not f.nullable)
+# What a create stores for a field left out (column defaults aside).
+_DEFAULTS: Final = {
+    f.column: f.decl.default.value if isinstance(f.decl.default, enum.Enum) else f.decl.default
+    for f in VALUE_INPUTS
+    if f.decl.create and f.decl.default is not None
+}
 
 
 def _body(raw: object) -> Mapping[str, Any]:
@@ -234,9 +280,7 @@ def _body(raw: object) -> Mapping[str, Any]:
     return raw
 
 
-def _values(
-    c: _Checker, fields: Mapping[str, tuple[str, Callable[[_Checker], object]]]
-) -> dict[str, Any]:
+def _values(c: _Checker, fields: Mapping[str, tuple[str, Check]]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, (column, check) in fields.items():
         value = check(c)
@@ -264,16 +308,17 @@ def validate_create(raw: object) -> LeadDraft:
         if name not in _FIELDS and name not in _REFERENCES:
             c.fail(name, "is not a lead field")
     values = _values(c, _FIELDS)
-    stage_id = _reference(c, "stageId")
-    advisor_id = _reference(c, "assignToAdvisorId")
-    contact_id = _reference(c, "contactId")
+    refs = {f.column: _reference(c, f.input_name) for f in REFERENCE_INPUTS}
     if c.errors:
         raise ValidationFailed(c.errors)
-    values.setdefault("source", LeadSource.MANUAL.value)
-    values.setdefault("priority", LeadPriority.NORMAL.value)
-    values.setdefault("tags", [])
-    values.setdefault("custom_fields", {})
-    return LeadDraft(values=values, stage_id=stage_id, advisor_id=advisor_id, contact_id=contact_id)
+    for column, default in _DEFAULTS.items():
+        values.setdefault(column, copy.deepcopy(default))
+    return LeadDraft(
+        values=values,
+        stage_id=refs["stage_id"],
+        advisor_id=refs["primary_advisor_id"],
+        contact_id=refs["contact_id"],
+    )
 
 
 def validate_update(raw: object) -> dict[str, Any]:
@@ -283,14 +328,13 @@ def validate_update(raw: object) -> dict[str, Any]:
     for name in body:
         if name in _NOT_UPDATABLE:
             c.fail(name, _NOT_UPDATABLE[name])
-        elif name not in _FIELDS:
+        elif name not in _UPDATABLE:
             c.fail(name, "is not a lead field")
-    updatable = {k: v for k, v in _FIELDS.items() if k != "source"}
-    values = _values(c, updatable)
+    values = _values(c, _UPDATABLE)
     if c.errors:
         raise ValidationFailed(c.errors)
     return values
 
 
 # Column → API field name, for event payloads ("changes") and error messages.
-API_NAMES: Final = {column: name for name, (column, _) in _FIELDS.items()}
+API_NAMES: Final = {f.column: f.input_name for f in VALUE_INPUTS}

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+from typing import Any, Final
 
 import strawberry
-from strawberry.scalars import JSON
 
-from leadgate.domain.models import LeadPriority, LeadSource
+from leadgate.domain.lead_fields import CREATE_INPUTS, UPDATE_INPUTS, FieldSpec
+from leadgate.graphql.types import graphql_type
 
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+# Python attribute (the column) → the input field's name.
+_INPUT_NAMES: Final = {f.column: f.input_name for f in CREATE_INPUTS}
 
 
 def provided_fields(value: object) -> dict[str, Any]:
@@ -24,39 +22,38 @@ def provided_fields(value: object) -> dict[str, Any]:
         item = getattr(value, field.name)
         if item is strawberry.UNSET:
             continue
-        raw[_camel(field.name)] = item.value if isinstance(item, enum.Enum) else item
+        raw[_INPUT_NAMES[field.name]] = item.value if isinstance(item, enum.Enum) else item
     return raw
 
 
-@strawberry.input(
-    description="Changes to a lead: a field left out is unchanged, a field set to null is "
-    "cleared. The stage and advisor change through moveLead and assignLead."
-)
+def _generate(cls: type, fields: tuple[FieldSpec, ...], *, create: bool) -> None:
+    """The table's input fields on `cls`, in table order; every one optional (UNSET)."""
+    cls.__annotations__ = {f.column: graphql_type(f, nullable=True) for f in fields}
+    for f in fields:
+        description = f.decl.input_description if create else None
+        setattr(
+            cls,
+            f.column,
+            strawberry.field(default=strawberry.UNSET, name=f.input_name, description=description),
+        )
+
+
 class UpdateLeadInput:
-    business_name: str | None = strawberry.UNSET
-    contact_first_name: str | None = strawberry.UNSET
-    contact_last_name: str | None = strawberry.UNSET
-    email: str | None = strawberry.UNSET
-    phone: str | None = strawberry.UNSET
-    industry: str | None = strawberry.UNSET
-    monthly_revenue: str | None = strawberry.UNSET
-    requested_amount: str | None = strawberry.UNSET
-    priority: LeadPriority | None = strawberry.UNSET
-    tags: list[str] | None = strawberry.UNSET
-    custom_fields: JSON | None = strawberry.UNSET
+    pass
 
 
-# Creating takes every field an update takes, and the four an update may not change.
-@strawberry.input(description="A new lead; every field is optional (spec: Create a Lead).")
-class CreateLeadInput(UpdateLeadInput):
-    priority: LeadPriority | None = strawberry.field(
-        default=strawberry.UNSET, description="Defaults to NORMAL"
-    )
-    source: LeadSource | None = strawberry.field(
-        default=strawberry.UNSET, description="Defaults to MANUAL"
-    )
-    stage_id: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET, description="Defaults to the first stage"
-    )
-    assign_to_advisor_id: strawberry.ID | None = strawberry.UNSET
-    contact_id: strawberry.ID | None = strawberry.UNSET
+# Creating takes every field an update takes, and the ones an update may not change.
+class CreateLeadInput:
+    pass
+
+
+_generate(UpdateLeadInput, UPDATE_INPUTS, create=False)
+strawberry.input(
+    UpdateLeadInput,
+    description="Changes to a lead: a field left out is unchanged, a field set to null is "
+    "cleared. The stage and advisor change through moveLead and assignLead.",
+)
+_generate(CreateLeadInput, CREATE_INPUTS, create=True)
+strawberry.input(
+    CreateLeadInput, description="A new lead; every field is optional (spec: Create a Lead)."
+)

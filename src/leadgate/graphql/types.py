@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from leadgate.domain import models
 from leadgate.domain.errors import NotFound, ValidationFailed
+from leadgate.domain.lead_fields import LEAD_FIELDS, RELATIONS, FieldSpec
 from leadgate.graphql.context import Info
 
 # The domain enums are the GraphQL enums: names for GraphQL, values for the REST mirror.
@@ -59,38 +60,21 @@ class Advisor:
         return cls(id=strawberry.ID(str(advisor.id)), name=advisor.name, email=advisor.email)
 
 
-@strawberry.type
+def graphql_type(f: FieldSpec, *, nullable: bool | None = None) -> Any:
+    """The strawberry annotation of a field of the table (nullable as declared, or as told)."""
+    base: Any = {UUID: strawberry.ID, dict[str, Any]: JSON}.get(f.python_type, f.python_type)
+    return base | None if (f.nullable if nullable is None else nullable) else base
+
+
+# The fields `Lead` shows as plain values, from the table; relations have resolvers below.
+_VALUES: Final = tuple(f for f in LEAD_FIELDS if f.exposed)
+# How each value goes from the domain lead to GraphQL: ids as strawberry IDs.
+_CONVERT: Final = tuple((f.column, _id if f.python_type is UUID else None) for f in _VALUES)
+
+
 class Lead:
-    id: strawberry.ID
-    business_name: str | None
-    contact_first_name: str | None
-    contact_last_name: str | None
-    email: str | None
-    phone: str | None
-    industry: str | None
-    monthly_revenue: str | None = strawberry.field(description="Numeric string, as in the spec")
-    requested_amount: str | None = strawberry.field(description="Numeric string, as in the spec")
-    source: LeadSource
-    priority: LeadPriority
-    is_do_not_call: bool
-    dnc_reason: str | None
-    dnc_at: datetime | None
-    tags: list[str]
-    custom_fields: JSON
-    external_ids: JSON
-    lead_score: int | None
-    contact_id: strawberry.ID | None
-    last_contacted_at: datetime | None
-    stage_changed_at: datetime
-    converted_at: datetime | None
-    converted_account_id: strawberry.ID | None
-    converted_contact_id: strawberry.ID | None
-    import_job_id: strawberry.ID | None
-    created_by: strawberry.ID | None
-    created_at: datetime
-    updated_at: datetime
-    stage_id: strawberry.Private[UUID]
-    primary_advisor_id: strawberry.Private[UUID | None]
+    # Every plain field is generated from the table (below the class). The lead it shows:
+    model: strawberry.Private[models.Lead]
     # Set when the stage and advisor were read with the lead (writes, events): no loader then.
     record: strawberry.Private[models.LeadRecord | None] = None
 
@@ -98,26 +82,27 @@ class Lead:
     async def stage(self, info: Info) -> Stage:
         if self.record is not None:
             return Stage.from_model(self.record.stage)
-        stage = await info.context.loaders.stages.get(self.stage_id)
+        stage = await info.context.loaders.stages.get(self.model.stage_id)
         # The foreign key guarantees the stage exists in the lead's organization.
         if stage is None:
-            raise LookupError(f"stage {self.stage_id} of lead {self.id} is missing")
+            raise LookupError(f"stage {self.model.stage_id} of lead {self.model.id} is missing")
         return Stage.from_model(stage)
 
     @strawberry.field
     async def primary_advisor(self, info: Info) -> Advisor | None:
-        if self.primary_advisor_id is None:
+        advisor_id = self.model.primary_advisor_id
+        if advisor_id is None:
             return None
         if self.record is not None and self.record.advisor is not None:
             return Advisor.from_model(self.record.advisor)
-        advisor = await info.context.loaders.advisors.get(self.primary_advisor_id)
+        advisor = await info.context.loaders.advisors.get(advisor_id)
         return Advisor.from_model(advisor) if advisor is not None else None
 
     @strawberry.field(description="This lead's events, newest first (limit 1-100).")
     async def history(self, info: Info, limit: int = 20) -> list[LeadEvent]:
         if not 1 <= limit <= MAX_HISTORY:
             raise ValidationFailed.single("limit", f"must be between 1 and {MAX_HISTORY}")
-        events = await info.context.loaders.history(limit).get(UUID(self.id))
+        events = await info.context.loaders.history(limit).get(self.model.id)
         return [LeadEvent.from_model(e) for e in events or []]
 
     @classmethod
@@ -128,40 +113,29 @@ class Lead:
 
     @classmethod
     def from_model(cls, lead: models.Lead) -> Lead:
-        custom_fields: Any = lead.custom_fields
-        external_ids: Any = lead.external_ids
-        return cls(
-            id=strawberry.ID(str(lead.id)),
-            business_name=lead.business_name,
-            contact_first_name=lead.contact_first_name,
-            contact_last_name=lead.contact_last_name,
-            email=lead.email,
-            phone=lead.phone,
-            industry=lead.industry,
-            monthly_revenue=lead.monthly_revenue,
-            requested_amount=lead.requested_amount,
-            source=lead.source,
-            priority=lead.priority,
-            is_do_not_call=lead.is_do_not_call,
-            dnc_reason=lead.dnc_reason,
-            dnc_at=lead.dnc_at,
-            tags=lead.tags,
-            custom_fields=custom_fields,
-            external_ids=external_ids,
-            lead_score=lead.lead_score,
-            contact_id=_id(lead.contact_id),
-            last_contacted_at=lead.last_contacted_at,
-            stage_changed_at=lead.stage_changed_at,
-            converted_at=lead.converted_at,
-            converted_account_id=_id(lead.converted_account_id),
-            converted_contact_id=_id(lead.converted_contact_id),
-            import_job_id=_id(lead.import_job_id),
-            created_by=_id(lead.created_by),
-            created_at=lead.created_at,
-            updated_at=lead.updated_at,
-            stage_id=lead.stage_id,
-            primary_advisor_id=lead.primary_advisor_id,
-        )
+        values = {
+            column: getattr(lead, column) if convert is None else convert(getattr(lead, column))
+            for column, convert in _CONVERT
+        }
+        # The generated fields are not in the class body, so mypy cannot check this call.
+        make: Any = cls
+        made: Lead = make(model=lead, **values)
+        return made
+
+
+def _generate_lead_fields() -> None:
+    """Put the table's plain fields first, in table order, as if written in the class body."""
+    generated = {f.column: graphql_type(f) for f in _VALUES}
+    Lead.__annotations__ = {**generated, **Lead.__annotations__}
+    for f in _VALUES:
+        setattr(Lead, f.column, strawberry.field(name=f.api, description=f.decl.description))
+
+
+_generate_lead_fields()
+strawberry.type(Lead)
+# Relations are resolvers of the same name: the table declares them, the class resolves them.
+if {f.api for f in RELATIONS} - {"stage", "primaryAdvisor"}:
+    raise TypeError("graphql.types.Lead resolves other relations than the field table has")
 
 
 @strawberry.type(description="Something that happened to a lead; `id` orders all events.")

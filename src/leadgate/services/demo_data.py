@@ -185,7 +185,7 @@ def demo_lead(
     stage_ids: list[UUID],
     advisor_ids: list[UUID],
     now: datetime,
-) -> tuple[object, ...]:
+) -> dict[str, object]:
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     kind = rng.choice(_NAME_B)
     business = f"{rng.choice(_NAME_A)} {kind} {rng.choice(_SUFFIX)}"
@@ -195,27 +195,31 @@ def demo_lead(
     stage_index = rng.choices(range(len(stage_ids)), weights=_STAGE_WEIGHTS[: len(stage_ids)])[0]
     stage_changed = created + (now - created) * rng.random() if stage_index else created
     monthly = _amount(rng, 10_000, 900_000)
-    return (
-        organization_id,
-        business,
-        first,
-        last,
-        f"{email_user}@{domain}{rng.randint(1, 999)}.com",
-        f"555-{rng.randint(0, 9999):04d}",
-        _INDUSTRY[kind],
-        monthly,
-        _amount(rng, 10_000, float(monthly) * 3 + 10_000),
-        _weighted(rng, _SOURCES),
-        _weighted(rng, _PRIORITIES),
-        rng.sample(_TAGS, rng.randint(0, 3)),
-        rng.randint(1, 100) if rng.random() < 0.7 else None,
-        stage_ids[stage_index],
-        rng.choice(advisor_ids) if advisor_ids and rng.random() < 0.85 else None,
-        stage_changed if stage_index and rng.random() < 0.8 else None,
-        stage_changed,
-        created,
-        stage_changed,
-    )
+    # By column: store.leads.copy_leads orders them as the field table does; the columns left
+    # out take their defaults.
+    return {
+        "organization_id": organization_id,
+        "business_name": business,
+        "contact_first_name": first,
+        "contact_last_name": last,
+        "email": f"{email_user}@{domain}{rng.randint(1, 999)}.com",
+        "phone": f"555-{rng.randint(0, 9999):04d}",
+        "industry": _INDUSTRY[kind],
+        "monthly_revenue": monthly,
+        "requested_amount": _amount(rng, 10_000, float(monthly) * 3 + 10_000),
+        "source": _weighted(rng, _SOURCES),
+        "priority": _weighted(rng, _PRIORITIES),
+        "tags": rng.sample(_TAGS, rng.randint(0, 3)),
+        "lead_score": rng.randint(1, 100) if rng.random() < 0.7 else None,
+        "stage_id": stage_ids[stage_index],
+        "primary_advisor_id": (
+            rng.choice(advisor_ids) if advisor_ids and rng.random() < 0.85 else None
+        ),
+        "last_contacted_at": stage_changed if stage_index and rng.random() < 0.8 else None,
+        "stage_changed_at": stage_changed,
+        "created_at": created,
+        "updated_at": stage_changed,
+    }
 
 
 async def ensure_advisors(pool: asyncpg.Pool, organization_id: UUID) -> list[UUID]:

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
+from leadgate.domain.lead_fields import VALUE_INPUTS
 from leadgate.domain.models import Lead, LeadRecord
 from leadgate.store.leads import LEAD_COLUMNS, WITH_RELATIONS, lead_from_row, record_from_row
 
@@ -22,17 +23,23 @@ FOR UPDATE
 """  # noqa: S608 - joins constants only
 )
 
+# The values a create or an update writes (validated, by column), from the field table; the
+# references (stage, advisor, contact) are parameters of their own.
+_CREATED: Final = [f.column for f in VALUE_INPUTS if f.decl.create]
+_UPDATED: Final = [f.column for f in VALUE_INPUTS if f.decl.update]
+
 INSERT_LEAD: Final = (
     """
 WITH l AS (
     INSERT INTO leads (
-        organization_id, business_name, contact_first_name, contact_last_name, email, phone,
-        industry, monthly_revenue, requested_amount, source, priority, tags, custom_fields,
+        organization_id, """  # noqa: S608 - joins constants only: the table's columns
+    + ", ".join(_CREATED)
+    + """,
         stage_id, primary_advisor_id, contact_id, created_by, event_sequence
     )
-    SELECT r.organization_id, r.business_name, r.contact_first_name, r.contact_last_name,
-        r.email, r.phone, r.industry, r.monthly_revenue, r.requested_amount, r.source,
-        r.priority, r.tags, r.custom_fields,
+    SELECT r.organization_id, """
+    + ", ".join(f"r.{c}" for c in _CREATED)
+    + """,
         coalesce($3, (
             SELECT id
             FROM pipeline_stages
@@ -44,7 +51,7 @@ WITH l AS (
         NULL::leads, $2::jsonb || jsonb_build_object('organization_id', $1::uuid)) AS r
     RETURNING *
 )
-"""  # noqa: S608 - joins constants only
+"""
     + WITH_RELATIONS
 )
 
@@ -54,25 +61,18 @@ UPDATE_FIELDS: Final = (
     """
 WITH l AS (
     UPDATE leads AS t
-    SET business_name = CASE WHEN $3::jsonb ? 'business_name' THEN r.business_name ELSE t.business_name END,
-        contact_first_name = CASE WHEN $3::jsonb ? 'contact_first_name' THEN r.contact_first_name ELSE t.contact_first_name END,
-        contact_last_name = CASE WHEN $3::jsonb ? 'contact_last_name' THEN r.contact_last_name ELSE t.contact_last_name END,
-        email = CASE WHEN $3::jsonb ? 'email' THEN r.email ELSE t.email END,
-        phone = CASE WHEN $3::jsonb ? 'phone' THEN r.phone ELSE t.phone END,
-        industry = CASE WHEN $3::jsonb ? 'industry' THEN r.industry ELSE t.industry END,
-        monthly_revenue = CASE WHEN $3::jsonb ? 'monthly_revenue' THEN r.monthly_revenue ELSE t.monthly_revenue END,
-        requested_amount = CASE WHEN $3::jsonb ? 'requested_amount' THEN r.requested_amount ELSE t.requested_amount END,
-        priority = CASE WHEN $3::jsonb ? 'priority' THEN r.priority ELSE t.priority END,
-        tags = CASE WHEN $3::jsonb ? 'tags' THEN r.tags ELSE t.tags END,
-        custom_fields = CASE WHEN $3::jsonb ? 'custom_fields' THEN r.custom_fields ELSE t.custom_fields END,
-        updated_at = now(),
+    SET """  # noqa: S608 - joins constants only: the table's columns
+    + "".join(
+        f"{c} = CASE WHEN $3::jsonb ? '{c}' THEN r.{c} ELSE t.{c} END,\n        " for c in _UPDATED
+    )
+    + """updated_at = now(),
         event_sequence = t.event_sequence + 1
     FROM jsonb_populate_record(NULL::leads, $3::jsonb) AS r
     WHERE t.organization_id = $1
       AND t.id = $2
     RETURNING t.*
 )
-"""  # noqa: S608, E501 - joins constants only; one assignment a line reads best here
+"""
     + WITH_RELATIONS
 )
 

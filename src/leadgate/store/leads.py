@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
 
-from leadgate.domain.models import (
-    Advisor,
-    Lead,
-    LeadPage,
-    LeadPriority,
-    LeadQuery,
-    LeadRecord,
-    LeadSource,
-    Stage,
-)
+from leadgate.domain.lead_fields import LEAD_FIELDS, FieldSpec
+from leadgate.domain.models import Advisor, Lead, LeadPage, LeadQuery, LeadRecord, Stage
+
+
+def _selected(f: FieldSpec) -> str:
+    # Amounts travel as text: PostgreSQL's own rendering of the numeric, exactly as stored.
+    if f.python_type is str and f.sql_type != "text":
+        return f"l.{f.column}::text AS {f.column}"
+    return f"l.{f.column}"
+
 
 # One column list for every statement that returns leads, so the mapping below always fits.
-# Amounts travel as text: PostgreSQL's own rendering of the numeric, exactly as stored.
-LEAD_COLUMNS: Final = """
-    l.id, l.organization_id, l.business_name, l.contact_first_name, l.contact_last_name,
-    l.email, l.phone, l.industry, l.monthly_revenue::text AS monthly_revenue,
-    l.requested_amount::text AS requested_amount, l.source, l.priority, l.is_do_not_call,
-    l.dnc_reason, l.dnc_at, l.tags, l.custom_fields, l.external_ids, l.lead_score, l.stage_id,
-    l.primary_advisor_id, l.contact_id, l.last_contacted_at, l.stage_changed_at, l.converted_at,
-    l.converted_account_id, l.converted_contact_id, l.import_job_id, l.created_by, l.created_at,
-    l.updated_at
-"""
+# Built once from the field table (constants only, never user text).
+LEAD_COLUMNS: Final = "\n    " + ",\n    ".join(_selected(f) for f in LEAD_FIELDS) + "\n"
 
 # Appended to a CTE named `l` that yields lead rows: the same columns plus stage and advisor.
 WITH_RELATIONS: Final = (
@@ -103,39 +95,22 @@ LEADS_BY_ID: Final = (  # noqa: S608 - joins constants only
 )
 
 
+def _decoder(f: FieldSpec) -> Callable[[Any], Any] | None:
+    if f.enum is not None:
+        return f.enum
+    # asyncpg gives arrays as lists already; a list keeps the record's type honest anyway.
+    return list if f.python_type == list[str] else None
+
+
+_DECODERS: Final = tuple((f.column, _decoder(f)) for f in LEAD_FIELDS)
+
+
 def lead_from_row(row: asyncpg.Record) -> Lead:
     return Lead(
-        id=row["id"],
-        organization_id=row["organization_id"],
-        business_name=row["business_name"],
-        contact_first_name=row["contact_first_name"],
-        contact_last_name=row["contact_last_name"],
-        email=row["email"],
-        phone=row["phone"],
-        industry=row["industry"],
-        monthly_revenue=row["monthly_revenue"],
-        requested_amount=row["requested_amount"],
-        source=LeadSource(row["source"]),
-        priority=LeadPriority(row["priority"]),
-        is_do_not_call=row["is_do_not_call"],
-        dnc_reason=row["dnc_reason"],
-        dnc_at=row["dnc_at"],
-        tags=list(row["tags"]),
-        custom_fields=row["custom_fields"],
-        external_ids=row["external_ids"],
-        lead_score=row["lead_score"],
-        stage_id=row["stage_id"],
-        primary_advisor_id=row["primary_advisor_id"],
-        contact_id=row["contact_id"],
-        last_contacted_at=row["last_contacted_at"],
-        stage_changed_at=row["stage_changed_at"],
-        converted_at=row["converted_at"],
-        converted_account_id=row["converted_account_id"],
-        converted_contact_id=row["converted_contact_id"],
-        import_job_id=row["import_job_id"],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        **{
+            column: row[column] if decode is None or row[column] is None else decode(row[column])
+            for column, decode in _DECODERS
+        }
     )
 
 
@@ -244,30 +219,19 @@ async def lead_records(
     return {r["id"]: record_from_row(r) for r in rows}
 
 
-# Columns a bulk import fills; everything else takes its default.
-COPY_COLUMNS: Final = (
-    "organization_id",
-    "business_name",
-    "contact_first_name",
-    "contact_last_name",
-    "email",
-    "phone",
-    "industry",
-    "monthly_revenue",
-    "requested_amount",
-    "source",
-    "priority",
-    "tags",
-    "lead_score",
-    "stage_id",
-    "primary_advisor_id",
-    "last_contacted_at",
-    "stage_changed_at",
-    "created_at",
-    "updated_at",
-)
+async def copy_leads(conn: asyncpg.Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Bulk-insert rows given by column (COPY: the fast path for demo data).
+
+    Every row names the same columns; the others take their defaults.
+    """
+    if not rows:
+        return
+    unknown = set(rows[0]) - _COLUMN_NAMES
+    if unknown:
+        raise ValueError(f"not lead columns: {sorted(unknown)}")
+    columns = [f.column for f in LEAD_FIELDS if f.column in rows[0]]
+    records = [tuple(row[c] for c in columns) for row in rows]
+    await conn.copy_records_to_table("leads", records=records, columns=columns)
 
 
-async def copy_leads(conn: asyncpg.Connection, records: list[tuple[object, ...]]) -> None:
-    """Bulk-insert rows shaped like COPY_COLUMNS (COPY: the fast path for demo data)."""
-    await conn.copy_records_to_table("leads", records=records, columns=COPY_COLUMNS)
+_COLUMN_NAMES: Final = frozenset(f.column for f in LEAD_FIELDS)
