@@ -202,12 +202,10 @@ OTLP_ENDPOINT: Final = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
     ("setting", "environ", "on"),
     [
         (None, {}, False),
-        (None, {"LEADGATE_TRACING": "1"}, True),
         (None, OTLP_ENDPOINT, True),
         (None, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
-        (None, {**OTLP_ENDPOINT, "LEADGATE_TRACING": "0"}, False),
-        (None, {"LEADGATE_TRACING": "1", "OTEL_SDK_DISABLED": "true"}, False),
         (True, {}, True),
+        (True, {"OTEL_SDK_DISABLED": "true"}, False),
         (False, OTLP_ENDPOINT, False),
     ],
 )

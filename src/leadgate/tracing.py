@@ -37,23 +37,19 @@ if TYPE_CHECKING:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
 # A request whose client went away before it was answered (as metrics.py counts it).
 _CLIENT_CLOSED: Final = 499
 _INSTRUMENTATION: Final = "leadgate"
 
 
 def enabled(setting: bool | None = None, environ: Mapping[str, str] = os.environ) -> bool:
-    """`setting` (Settings.tracing, from LEADGATE_TRACING) decides when given, else
-    LEADGATE_TRACING in `environ` (so `=0` turns tracing off despite an endpoint); otherwise an
-    OTLP endpoint turns it on. `OTEL_SDK_DISABLED=true` always wins."""
+    """`setting` (Settings.tracing, from LEADGATE_TRACING) decides when given, so `0` turns
+    tracing off despite an endpoint; otherwise an OTLP endpoint turns it on.
+    `OTEL_SDK_DISABLED=true` always wins."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
     if setting is not None:
         return setting
-    explicit = environ.get("LEADGATE_TRACING", "").strip().lower()
-    if explicit:
-        return explicit in _TRUE
     return bool(
         environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
