@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from leadgate import keys
-from leadgate.graphql.context import Context
+from leadgate.app import create_app
+from leadgate.config import Settings
+from leadgate.domain.models import Principal
 from leadgate.graphql.schema import LeadgateSchema, RefusedResult, build_schema
-from leadgate.services.auth import Authenticator
-from tests.support import Api, Tenant
+from leadgate.graphql.view import LeadgateGraphQLView
+from tests.graphql_context import make_context, principal_with_history
+from tests.support import Api, Tenant, error_codes
 
 LEAD_FIELDS = """
   id businessName contactFirstName contactLastName email phone industry monthlyRevenue
@@ -63,47 +69,25 @@ QUERIES: dict[str, tuple[str, dict[str, Any] | None]] = {
 }
 
 
-def context(server: TestServer, tenant_principal: Any) -> Context:
-    app = server.app
-    return Context(
-        caller=tenant_principal,
-        request_id="differential",
-        reader=app[keys.LEAD_READER],
-        writer=app[keys.LEAD_WRITER],
-        feed=app[keys.EVENT_FEED],
-        authenticator=app[keys.AUTHENTICATOR],
-        webhooks=app[keys.WEBHOOKS],
-    )
-
-
 def outcome(result: Any) -> tuple[Any, list[tuple[Any, Any]]]:
     errors = [(e.message, (e.extensions or {}).get("code")) for e in result.errors or []]
     return result.data, errors
 
 
 @pytest.fixture
-async def principal(server: TestServer, tenant: Tenant, api: Api) -> Any:
-    # A few events, so history and events have something to show.
-    _, body = await api.graphql(tenant.read_key, "{ leads(limit: 2) { nodes { id } } }")
-    for lead in body["data"]["leads"]["nodes"]:
-        await api.graphql(
-            tenant.write_key,
-            "mutation($id: ID!, $s: ID!) { moveLead(id: $id, stageId: $s) { id } }",
-            {"id": lead["id"], "s": str(tenant.stage_ids[2])},
-        )
-    authenticator: Authenticator = server.app[keys.AUTHENTICATOR]
-    return await authenticator.authenticate(f"Bearer {tenant.read_key}")
+async def principal(server: TestServer, tenant: Tenant, api: Api) -> Principal:
+    return await principal_with_history(server, tenant, api, key=tenant.read_key)
 
 
 @pytest.mark.parametrize("name", list(QUERIES))
 async def test_a_compiled_plan_answers_exactly_as_strawberry(
-    server: TestServer, principal: Any, name: str
+    server: TestServer, principal: Principal, name: str
 ) -> None:
     query, variables = QUERIES[name]
     compiled, plain = build_schema(compiled=True), build_schema(compiled=False)
 
-    fast = await compiled.execute(query, variables, context(server, principal))
-    slow = await plain.execute(query, variables, context(server, principal))
+    fast = await compiled.execute(query, variables, make_context(server, principal, "compiled"))
+    slow = await plain.execute(query, variables, make_context(server, principal, "compiled"))
 
     assert outcome(fast) == outcome(slow)
     # What succeeds is answered by the plan itself, not by a fallback to strawberry; what the
@@ -149,3 +133,47 @@ def test_a_subscription_document_compiles_so_each_event_is_completed_once() -> N
     document = "subscription { leadStageChanged { eventId lead { id } toStage { stageKey } } }"
 
     assert schema.plan(document, None) is not None
+
+
+def served_schema(app: web.Application) -> LeadgateSchema:
+    """The schema behind an app's /graphql route."""
+    for route in app.router.routes():
+        view = route.handler
+        if isinstance(view, LeadgateGraphQLView) and isinstance(view.schema, LeadgateSchema):
+            return view.schema
+    raise AssertionError("no GraphQL view")
+
+
+@pytest.fixture(scope="module")
+async def compiled_gateway(settings: Settings) -> AsyncIterator[tuple[Api, LeadgateSchema]]:
+    """A gateway of its own that runs plans (whatever LEADGATE_COMPILED_QUERIES says), so a
+    plan broken here is seen by no other test."""
+    quick = dataclasses.replace(settings, compiled_queries=True, dispatcher_enabled=False)
+    server = TestServer(create_app(quick), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield (
+            Api(session=session, base=str(server.make_url("")).rstrip("/")),
+            served_schema(server.app),
+        )
+    await server.close()
+
+
+async def test_a_bug_in_a_plan_is_answered_as_internal_and_not_hidden_by_a_rerun(
+    compiled_gateway: tuple[Api, LeadgateSchema], tenant: Tenant
+) -> None:
+    api, schema = compiled_gateway
+    document = "{ stages { id stageKey } }"
+    plan = schema.plan(document, None)
+    assert plan is not None
+    # A plan that reads an attribute the root has not: a bug of the plan, not a resolver's
+    # error, so no Fallback; strawberry would have answered this document correctly.
+    (stages,) = plan.root.fields
+    stages.attribute = "no_such_attribute"
+    fallbacks, hits = schema.fallbacks, schema.plan_hits
+
+    status, body = await api.graphql(tenant.read_key, document)
+
+    assert (status, error_codes(body)) == (500, ["INTERNAL"])
+    assert "data" not in body
+    assert (schema.fallbacks, schema.plan_hits) == (fallbacks, hits)

@@ -6,10 +6,17 @@ fields (resolve info, paths, awaitable checks, a task per async field). A plan i
 per distinct document: the selection flattened per type, each field's resolver (strawberry's
 own, with its own argument conversion) or plain attribute, and its output type's serialiser.
 The schema stays the source of truth, and the plan only covers what it reproduces exactly:
-query operations without directives or abstract types. Anything else, and any error while a
-plan runs (a resolver raising, a non-null field that is null), goes to strawberry's executor,
-which produces the normal result and errors; queries read only, so running one again is
-harmless.
+query operations without directives or abstract types. Anything else goes to strawberry's
+executor. So does a run that meets what only strawberry renders (a resolver raising, a
+non-null field that is null, variables that do not coerce, a value that does not serialise):
+the plan raises `Fallback`, chained from the cause, and strawberry produces the normal result
+and errors; queries read only, so running one again is harmless. Only `Fallback` is caught:
+any other exception is a bug in the plan and surfaces (as an INTERNAL error), never hidden by
+a silent rerun.
+
+This module reads strawberry's and graphql-core's internals (argument conversion, field
+definitions, variable coercion): pyproject.toml pins both to the tested range, and
+tests/test_compiled_differential.py compares the plan with strawberry on generated documents.
 """
 
 from __future__ import annotations
@@ -58,7 +65,8 @@ class NotCompilable(Exception):
 
 
 class Fallback(Exception):
-    """Running the plan met an error: strawberry's executor must produce the response."""
+    """Running the plan met what only strawberry renders (its `__cause__`, when an exception):
+    strawberry's executor must produce the response."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +120,7 @@ class Plan:
             self.schema._schema, self.operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):
-            raise Fallback
+            raise Fallback("variables do not coerce") from coerced[0]
         return _Runner(self.schema, context, coerced)
 
     async def run(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
@@ -129,7 +137,7 @@ class Plan:
         (root,) = self.root.fields
         source = runner.resolve(root, None)
         if not isinstance(source, AsyncIterator):
-            raise Fallback
+            raise Fallback("the subscription resolver returned no stream")
         variables_key = repr(sorted((variables or {}).items()))
 
         async def complete(event: Any) -> dict[str, Any]:
@@ -155,23 +163,29 @@ class _Runner:
         self.variables = variables
 
     def resolve(self, plan: FieldPlan, source: Any) -> Any:
+        """The resolver's result (maybe awaitable); what the resolver, or the coercion and
+        conversion of its arguments, raises is rendered by strawberry."""
         sf, definition = plan.strawberry_field, plan.definition
         if sf is None or definition is None:
-            raise Fallback
-        raw = get_argument_values(definition, plan.node, self.variables)
+            # Only fields compiled as resolved reach here: a bug, not strawberry's to render.
+            raise TypeError(f"{plan.key} has no resolver")
         info = ResolverInfo(
             context=self.context,
             field_name=definition.ast_node.name.value if definition.ast_node else plan.key,
         )
-        args, kwargs = get_arguments(
-            field=sf,
-            source=source,
-            info=info,  # type: ignore[arg-type]
-            kwargs=raw,
-            config=self.schema.config,
-            scalar_registry=self.schema.schema_converter.scalar_registry,
-        )
-        return sf.get_result(source, info=info, args=args, kwargs=kwargs)  # type: ignore[arg-type]
+        try:
+            raw = get_argument_values(definition, plan.node, self.variables)
+            args, kwargs = get_arguments(
+                field=sf,
+                source=source,
+                info=info,  # type: ignore[arg-type]
+                kwargs=raw,
+                config=self.schema.config,
+                scalar_registry=self.schema.schema_converter.scalar_registry,
+            )
+            return sf.get_result(source, info=info, args=args, kwargs=kwargs)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise Fallback(f"{plan.key}: the resolver raised") from exc
 
     async def complete_object(self, plan: ObjectPlan, source: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -198,7 +212,17 @@ class _Runner:
 
 
 async def _unreachable(_runner: _Runner, _value: Any) -> Any:
-    raise Fallback  # __typename is answered without completion
+    # __typename is answered without completion: reaching this is a bug, not a fallback.
+    raise AssertionError("__typename has no completion")
+
+
+async def _settled(value: Awaitable[Any]) -> Any:
+    """An awaitable resolver result: what it raises is the resolver's error (strawberry's to
+    render), not the plan's."""
+    try:
+        return await value
+    except Exception as exc:
+        raise Fallback("an awaited resolver raised") from exc
 
 
 def _serializer(gtype: GraphQLOutputType) -> Complete:
@@ -216,9 +240,9 @@ def _serializer(gtype: GraphQLOutputType) -> Complete:
         try:
             serialized = serialize(value)
         except (GraphQLError, TypeError, ValueError) as exc:
-            raise Fallback from exc
+            raise Fallback(f"{gtype.name} does not serialise {value!r:.80}") from exc
         if serialized is None:
-            raise Fallback
+            raise Fallback(f"{gtype.name} serialised {value!r:.80} as null")
         return serialized
 
     return complete
@@ -246,7 +270,7 @@ def sync_completer(gtype: GraphQLOutputType, selection: ObjectPlan | None) -> Co
 
         def non_null(value: Any) -> Any:
             if value is None:
-                raise Fallback
+                raise Fallback("a non-null field is null")
             return inner(value)
 
         return non_null
@@ -265,9 +289,9 @@ def async_completer(gtype: GraphQLOutputType, selection: ObjectPlan | None) -> C
 
         async def non_null(runner: _Runner, value: Any) -> Any:
             if inspect.isawaitable(value):
-                value = await value
+                value = await _settled(value)
             if value is None:
-                raise Fallback
+                raise Fallback("a non-null field is null")
             return await inner(runner, value)
 
         return non_null
@@ -276,7 +300,7 @@ def async_completer(gtype: GraphQLOutputType, selection: ObjectPlan | None) -> C
 
         async def each(runner: _Runner, value: Any) -> Any:
             if inspect.isawaitable(value):
-                value = await value
+                value = await _settled(value)
             if value is None:
                 return None
             return list(await asyncio.gather(*(item(runner, v) for v in value)))
@@ -287,7 +311,7 @@ def async_completer(gtype: GraphQLOutputType, selection: ObjectPlan | None) -> C
 
         async def obj(runner: _Runner, value: Any) -> Any:
             if inspect.isawaitable(value):
-                value = await value
+                value = await _settled(value)
             return None if value is None else await runner.complete_object(plan, value)
 
         return obj
@@ -295,7 +319,7 @@ def async_completer(gtype: GraphQLOutputType, selection: ObjectPlan | None) -> C
 
     async def leaf(_runner: _Runner, value: Any) -> Any:
         if inspect.isawaitable(value):
-            value = await value
+            value = await _settled(value)
         return done(value)
 
     return leaf

@@ -20,7 +20,7 @@ from strawberry.types.graphql import OperationType
 
 from leadgate import request_context
 from leadgate.db.failures import unavailable
-from leadgate.graphql.compiled import Plan, PlanCache
+from leadgate.graphql.compiled import Fallback, Plan, PlanCache
 from leadgate.graphql.errors import annotate
 from leadgate.graphql.gate import Admitted, Gate, Limits, Refused
 from leadgate.graphql.mutation import Mutation
@@ -52,8 +52,8 @@ class LeadgateSchema(strawberry.Schema):
         super().__init__(*args, **kwargs)
         self.gate = Gate(self._schema, limits)
         self._plans = PlanCache(self, ()) if compiled else None
-        # Operations a plan answered, and plans that had to hand over to strawberry (an error
-        # while running): metrics (leadgate/metrics.py).
+        # Operations a plan answered, and plans that had to hand over to strawberry (a
+        # `Fallback` while running): metrics (leadgate/metrics.py).
         self.plan_hits = 0
         self.fallbacks = 0
         self._logged_fallbacks: set[str] = set()
@@ -78,17 +78,21 @@ class LeadgateSchema(strawberry.Schema):
         _note_operation(admitted)
         plan = self.plan(query, operation_name) if query else None
         if plan is not None and root_value is None:
+            # Only the plan's own Fallback is caught: any other exception is a bug in the plan,
+            # answered as INTERNAL by the transport rather than hidden by a silent rerun.
             try:
                 data = await plan.run(context_value, variable_values)
-                self.plan_hits += 1
-                return ExecutionResult(data=data, errors=None)
-            except Exception as exc:  # noqa: BLE001 - strawberry reruns it and reports the errors
-                if unavailable(exc) is not None:
+            except Fallback as fallback:
+                cause = fallback.__cause__
+                if isinstance(cause, Exception) and unavailable(cause) is not None:
                     # Never run a query twice against a database that is failing.
-                    error = GraphQLError(str(exc), original_error=exc)
+                    error = GraphQLError(str(cause), original_error=cause)
                     annotate(error, getattr(context_value, "request_id", ""))
                     return ExecutionResult(data=None, errors=[error])
-                self._fell_back(query, exc)
+                self._fell_back(query, fallback)
+            else:
+                self.plan_hits += 1
+                return ExecutionResult(data=data, errors=None)
         return await super().execute(
             query,
             variable_values,
@@ -124,8 +128,8 @@ class LeadgateSchema(strawberry.Schema):
         ):
             try:
                 source, complete = plan.open_stream(context_value, variable_values)
-            except Exception as exc:  # noqa: BLE001 - strawberry reruns it and reports the errors
-                self._fell_back(query, exc)
+            except Fallback as fallback:  # strawberry opens it and reports the errors
+                self._fell_back(query, fallback)
             else:
                 self.plan_hits += 1
                 return self._compiled_stream(source, complete, context_value)
@@ -160,6 +164,9 @@ class LeadgateSchema(strawberry.Schema):
 
     def _fell_back(self, query: str | None, exc: Exception) -> None:
         self.fallbacks += 1
+        # The reason is what made the plan fall back, when it was an exception.
+        if isinstance(exc, Fallback) and isinstance(exc.__cause__, Exception):
+            exc = exc.__cause__
         # Once per document: a fallback repeats on every request of that document.
         digest = hashlib.sha256((query or "").encode()).hexdigest()[:16]
         if digest in self._logged_fallbacks:
