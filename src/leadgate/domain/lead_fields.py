@@ -233,7 +233,7 @@ class FieldSpec:
 
     @property
     def sql_type(self) -> str:
-        """PostgreSQL's name for the column type, as information_schema.columns gives it."""
+        """PostgreSQL's name for the column type (`udt_name` in information_schema.columns)."""
         if self.decl.sql is not None:
             return self.decl.sql
         return _SQL_TYPES.get(self.python_type, "text")
@@ -247,11 +247,11 @@ class FieldSpec:
 # Enums are stored as text (with a CHECK); everything else by its Python type.
 _SQL_TYPES: Final[dict[Any, str]] = {
     str: "text",
-    int: "integer",
-    bool: "boolean",
+    int: "int4",
+    bool: "bool",
     UUID: "uuid",
-    datetime: "timestamp with time zone",
-    list[str]: "ARRAY",
+    datetime: "timestamptz",
+    list[str]: "_text",
     dict[str, Any]: "jsonb",
 }
 
@@ -287,7 +287,24 @@ UPDATE_INPUTS: Final = tuple(f for f in LEAD_FIELDS if f.decl.update)
 CREATE_INPUTS: Final = UPDATE_INPUTS + tuple(
     f for f in LEAD_FIELDS if f.decl.create and not f.decl.update
 )
-RELATIONS: Final = tuple(f for f in LEAD_FIELDS if f.decl.relation)
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A `Lead` field with a hand-written resolver (graphql/types.py), not a column's value."""
+
+    api: str
+    # The column it follows (its REST rendering is hand-written too); None: it reads another
+    # table.
+    column: str | None
+
+
+RELATIONS: Final = tuple(
+    Relation(f.api, f.column) for f in LEAD_FIELDS if f.decl.relation and f.api is not None
+) + (
+    # The lead's events (lead_events), newest first.
+    Relation("history", None),
+)
 
 
 def field(column: str) -> FieldSpec:

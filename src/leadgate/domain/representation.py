@@ -67,7 +67,7 @@ _RELATIONS: Final[dict[str, Callable[[LeadRecord], dict[str, Any]]]] = {
     "stage_id": _stage,
     "primary_advisor_id": _primary_advisor,
 }
-if set(_RELATIONS) != {f.column for f in RELATIONS}:
+if set(_RELATIONS) != {r.column for r in RELATIONS if r.column is not None}:
     raise TypeError("domain.representation renders other relations than the field table has")
 
 _Encode = Callable[[Any], Any]

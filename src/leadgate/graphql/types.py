@@ -8,6 +8,7 @@ from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.base import get_object_definition
 
 from leadgate.domain import models
 from leadgate.domain.errors import NotFound, ValidationFailed
@@ -133,9 +134,20 @@ def _generate_lead_fields() -> None:
 
 _generate_lead_fields()
 strawberry.type(Lead)
-# Relations are resolvers of the same name: the table declares them, the class resolves them.
-if {f.api for f in RELATIONS} - {"stage", "primaryAdvisor"}:
-    raise TypeError("graphql.types.Lead resolves other relations than the field table has")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# The table declares the relations, this class resolves them: the two must name the same.
+if {
+    _camel(f.python_name)
+    for f in get_object_definition(Lead, strict=True).fields
+    if f.base_resolver
+} != {r.api for r in RELATIONS}:
+    raise TypeError("graphql.types.Lead resolves other relations than the field table declares")
 
 
 @strawberry.type(description="Something that happened to a lead; `id` orders all events.")
