@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -44,6 +44,9 @@ class Position:
     Read at shutdown to tell each client where to resume (issue 8 #9)."""
 
     event_id: int | None = None
+    # The event handed to the consumer and not yet finished with: what a result produced
+    # now is about (an SSE event's `id`, graphql/sse.py).
+    delivering: int | None = None
 
 
 class _Resync:
@@ -89,7 +92,7 @@ class EventFeed:
         lead_id: UUID | None = None,
         after: int | None = None,
         position: Position | None = None,
-    ) -> AsyncIterator[Delivery]:
+    ) -> AsyncGenerator[Delivery, None]:
         """The principal's organization's events: those after `after` first, then live.
 
         `position` moves past a delivery only when the consumer asks for the next one, so it
@@ -107,7 +110,7 @@ class EventFeed:
             else:
                 cursor = seen.event_id = after
                 async for delivery in self._catch_up(sub, cursor):
-                    cursor = delivery.event.id
+                    cursor = seen.delivering = delivery.event.id
                     yield delivery
                     seen.event_id = cursor
             while True:
@@ -116,12 +119,13 @@ class EventFeed:
                     raise SubscriberTooSlow(cursor)
                 if isinstance(item, _Resync):
                     async for delivery in self._catch_up(sub, cursor):
-                        cursor = delivery.event.id
+                        cursor = seen.delivering = delivery.event.id
                         yield delivery
                         seen.event_id = cursor
                 elif item.event.id > cursor:
                     cursor = item.event.id
                     if sub.wants(item.event):
+                        seen.delivering = cursor
                         yield item
                     seen.event_id = cursor
         finally:
