@@ -29,7 +29,7 @@ from tests.databases import create_database, drop_database
 from tests.processes import LEADGATE, Completed, free_port, leadgate
 from tests.support import Api, error_codes
 
-COMMANDS = ("serve", "migrate", "org", "api-key", "demo-data", "export-schema")
+COMMANDS = ("serve", "migrate", "org", "api-key", "demo-data", "documents", "export-schema")
 DEFAULT_STAGE_KEYS = ["new_lead", "contacted", "qualified", "application", "funded", "lost"]
 STAGES_QUERY = "{ stages { stageKey } }"
 LEADS_QUERY = (

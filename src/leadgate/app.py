@@ -31,6 +31,7 @@ from leadgate.middleware import (
 )
 from leadgate.rest.app import create_rest_app
 from leadgate.services.auth import Authenticator
+from leadgate.services.documents import PersistedDocuments
 from leadgate.services.event_feed import EventFeed
 from leadgate.services.idempotency import purge_idempotency_keys
 from leadgate.services.lead_writes import LeadWriter
@@ -44,6 +45,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[keys.POOL] = pool
     app[keys.EVENT_FEED] = EventFeed(pool)
     app[keys.AUTHENTICATOR] = Authenticator(pool, ttl=settings.api_key_cache_seconds)
+    app[keys.DOCUMENTS] = PersistedDocuments(
+        pool, trusted_only=settings.trusted_documents == "only"
+    )
     app[keys.LEAD_READER] = LeadReader(pool)
     app[keys.LEAD_WRITER] = LeadWriter(
         pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds

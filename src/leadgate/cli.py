@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Final, TextIO
 from uuid import UUID
 
@@ -23,12 +24,15 @@ from leadgate.app import create_app
 from leadgate.config import InvalidSetting, Settings
 from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool, database_url, init_connection
+from leadgate.domain.documents import manifest_documents
 from leadgate.domain.errors import AppError
 from leadgate.domain.models import Principal
 from leadgate.domain.webhooks import EVENT_TYPES, Endpoint
 from leadgate.events.resolver import vetting_resolver, webhook_session
+from leadgate.graphql import persisted
 from leadgate.graphql.schema import export_sdl
 from leadgate.services import auth, demo_data
+from leadgate.services.documents import trust_documents
 from leadgate.services.organizations import (
     any_organization,
     create_organization,
@@ -305,6 +309,22 @@ def cmd_webhook_rm(settings: Settings, args: argparse.Namespace) -> None:
     say(f"removed {args.id}")
 
 
+def cmd_documents_add(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        manifest = json.loads(args.file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AppError(f"cannot read the manifest {args.file}: {exc}") from exc
+    found = manifest_documents(manifest, max_chars=settings.max_body_bytes)
+    for document in found:
+        persisted.check_syntax(document, max_tokens=settings.max_document_tokens)
+    trusted = asyncio.run(_with_pool(settings, lambda pool: trust_documents(pool, found)))
+    say(
+        f"{len(found)} trusted documents from {args.file}: {trusted.added} added, "
+        f"{trusted.promoted} trusted now (registered by APQ before), {trusted.already} "
+        "already trusted"
+    )
+
+
 def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> None:
     sys.stdout.write(export_sdl())
     sys.stdout.flush()
@@ -389,6 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     hook_rm.add_argument("--org", type=UUID, required=True)
     hook_rm.add_argument("id", type=UUID)
     hook_rm.set_defaults(run=cmd_webhook_rm)
+
+    docs = commands.add_parser("documents", help="persisted documents").add_subparsers(
+        dest="documents_command", required=True, metavar="ACTION"
+    )
+    docs_add = docs.add_parser(
+        "add",
+        help="trust a client's manifest (Apollo's persisted-query manifest or GraphQL "
+        "Codegen's persisted-documents.json): see LEADGATE_TRUSTED_DOCUMENTS",
+    )
+    docs_add.add_argument("file", type=Path)
+    docs_add.set_defaults(run=cmd_documents_add)
 
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.set_defaults(run=cmd_export_schema)

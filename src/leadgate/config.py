@@ -295,6 +295,22 @@ class Settings:
         "cost budget: each field costs 1, and a field sized by `limit`/`first`/`last` counts "
         "its selection that many times (its default when left out); other lists count it once",
     )
+    # Persisted documents (README "Persisted documents", graphql/persisted.py).
+    trusted_documents: str = setting(
+        "off",
+        "LEADGATE_TRUSTED_DOCUMENTS",
+        choice("off", "only"),
+        "`only` runs only documents loaded with `leadgate documents add` (by hash or "
+        "`documentId`): any other is `PERSISTED_QUERY_REQUIRED`; `off` also runs free text "
+        "and registers APQ documents",
+    )
+    persisted_get_max_age: int = setting(
+        0,
+        "LEADGATE_PERSISTED_GET_MAX_AGE",
+        integer(0),
+        "`max-age` (seconds) of `Cache-Control: private` on a query run by its hash over GET; "
+        "0: the client revalidates each time (`ETag`, 304)",
+    )
     # GraphiQL needs both; a locked-down production API may turn them off.
     introspection: bool = setting(
         True,

@@ -14,6 +14,7 @@ from leadgate.domain.models import Principal
 from leadgate.events.dispatcher import Dispatcher
 from leadgate.events.listener import EventListener
 from leadgate.services.auth import Authenticator
+from leadgate.services.documents import PersistedDocuments
 from leadgate.services.event_feed import EventFeed
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
@@ -28,6 +29,7 @@ SETTINGS: Final = web.AppKey("settings", Settings)
 POOL: Final = web.AppKey("pool", asyncpg.Pool)
 STATEMENTS: Final = web.AppKey("statements", StatementCounter)
 AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
+DOCUMENTS: Final = web.AppKey("documents", PersistedDocuments)
 LEAD_READER: Final = web.AppKey("lead_reader", LeadReader)
 LEAD_WRITER: Final = web.AppKey("lead_writer", LeadWriter)
 EVENT_FEED: Final = web.AppKey("event_feed", EventFeed)

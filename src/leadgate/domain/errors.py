@@ -2,7 +2,10 @@
 
 AppError                          (code, HTTP status, message; `retryable` ones say when)
  ├── BadRequest                   400 BAD_REQUEST         unparseable body or document, wrong shape
- │    └── QueryTooComplex         400 QUERY_TOO_COMPLEX   token, depth, alias or cost limit
+ │    ├── QueryTooComplex         400 QUERY_TOO_COMPLEX   token, depth, alias or cost limit
+ │    └── PersistedQueryRequired  400 PERSISTED_QUERY_REQUIRED  trusted-documents mode: not one
+ ├── PersistedQueryNotFound       200 PERSISTED_QUERY_NOT_FOUND  APQ hash unknown (Apollo's
+ │                                                        protocol: 404 under graphql-response+json)
  ├── Unauthenticated              401 UNAUTHENTICATED     missing, unknown, revoked credential
  ├── Forbidden                    403 FORBIDDEN           the credential may not do this
  ├── NotFound                     404 NOT_FOUND           unknown id (another organization's too)
@@ -52,6 +55,27 @@ class BadRequest(AppError):
 class QueryTooComplex(BadRequest):
     code = "QUERY_TOO_COMPLEX"
     default_message = "The document exceeds a limit of this API"
+
+
+class PersistedQueryRequired(BadRequest):
+    code = "PERSISTED_QUERY_REQUIRED"
+    default_message = (
+        "This gateway runs only trusted documents: send the documentId (or "
+        "extensions.persistedQuery) of a document loaded with `leadgate documents add`"
+    )
+
+
+class PersistedQueryNotFound(AppError):
+    """Apollo's automatic persisted queries: the client resends the document with its hash.
+
+    Apollo's clients match the message as well as the code, so the message is fixed, and the
+    status is 200 as in Apollo's protocol (the transport answers 404 under
+    application/graphql-response+json, where a response without `data` must be a 4xx).
+    """
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+    status = 200
+    default_message = "PersistedQueryNotFound"
 
 
 class Unauthenticated(AppError):

@@ -5,6 +5,7 @@
 - `application/json` otherwise, for older clients: such refusals are 200 with `errors`;
 - queries by GET or POST, mutations by POST only (405 with `Allow: POST`), subscriptions
   over the WebSocket only (400);
+- persisted documents (APQ hashes, `documentId`) resolved by graphql/persisted.py;
 - a database outage anywhere in a response makes it one retryable SERVICE_UNAVAILABLE (503,
   `Retry-After`): partial data from a failing database is not worth showing, and both
   executors then answer alike.
@@ -23,13 +24,16 @@ from strawberry.schema.base import BaseSchema
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from leadgate.domain.errors import AppError, BadRequest, ServiceUnavailable
+from leadgate import keys
+from leadgate.domain.errors import AppError, BadRequest, PersistedQueryNotFound, ServiceUnavailable
 from leadgate.envelope import (
     GRAPHQL_RESPONSE_JSON,
     error_headers,
+    error_response,
     graphql_error,
     graphql_media_type,
 )
+from leadgate.graphql import persisted
 from leadgate.graphql.context import Context
 from leadgate.graphql.errors import annotate
 from leadgate.graphql.schema import RefusedResult
@@ -43,23 +47,37 @@ ContextFactory = Callable[[web.Request, web.Response], Awaitable[Context]]
 async def respond(
     request: web.Request, schema: BaseSchema, make_context: ContextFactory
 ) -> web.Response:
+    media = graphql_media_type(request.headers.get("Accept"))
+    documents = request.config_dict[keys.DOCUMENTS]
     params = await _params(request)
+    try:
+        document = await persisted.resolve(params, documents)
+    except PersistedQueryNotFound as missing:
+        refusal = error_response(request, missing)
+        if media == GRAPHQL_RESPONSE_JSON:
+            # No `data`: a 4xx under the newer media type (Apollo's clients accept either).
+            refusal.set_status(404)
+        return refusal
     response = web.Response()
     context = await make_context(request, response)
     result = await schema.execute(
-        params.get("query"),
+        document.query,
         variable_values=params.get("variables"),
         context_value=context,
         operation_name=params.get("operationName"),
         allowed_operation_types=_GET if request.method == "GET" else _POST,
     )
-    media = graphql_media_type(request.headers.get("Accept"))
+    if document.register is not None and not isinstance(result, RefusedResult):
+        await documents.register(document.register, document.query)
     body, status, headers = _answer(result, context, media)
-    response.body = encode(body)
+    response.body = encoded = encode(body)
     response.set_status(status)
     response.content_type = media
     response.charset = "utf-8"
     response.headers.update(headers)
+    if request.method == "GET" and document.by_hash and status == 200 and "errors" not in body:
+        max_age = request.config_dict[keys.SETTINGS].persisted_get_max_age
+        persisted.cache(request, response, encoded, max_age=max_age)
     return response
 
 
@@ -72,7 +90,8 @@ def encode(body: object) -> bytes:
 
 
 async def _params(request: web.Request) -> dict[str, Any]:
-    """The request's {query, operationName, variables, extensions}, each of the right type."""
+    """The request's {query, documentId, operationName, variables, extensions}, each of the
+    right type (graphql/persisted.py then decides which document runs)."""
     if request.method == "GET":
         raw: dict[str, Any] = dict(request.query)
         for name in ("variables", "extensions"):
@@ -87,6 +106,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
         raw = raw_body
     for name, kinds in (
         ("query", (str,)),
+        ("documentId", (str,)),
         ("operationName", (str,)),
         ("variables", (dict,)),
         ("extensions", (dict,)),
@@ -95,8 +115,6 @@ async def _params(request: web.Request) -> dict[str, Any]:
         if value is not None and not isinstance(value, kinds):
             expected = "a string" if kinds == (str,) else "an object"
             raise BadRequest(f"`{name}` must be {expected} or null")
-    if not raw.get("query"):
-        raise BadRequest("No GraphQL query found in the request")
     return raw
 
 
