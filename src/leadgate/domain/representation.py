@@ -7,6 +7,7 @@ and webhook bodies all carry it.
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
@@ -74,23 +75,22 @@ _Encode = Callable[[Any], Any]
 _Render = Callable[[LeadRecord], dict[str, Any]]
 # The attributes in table order, each (column, REST attribute, encoder, relation renderer): a
 # relation's attributes sit where its column does. `id` sits outside the attributes.
-_STEPS: Final[tuple[tuple[str, str, _Encode | None, _Render | None], ...]] = tuple(
-    (f.column, f.rest_name or "", _encoder(f), _RELATIONS.get(f.column))
-    for f in LEAD_FIELDS
-    if f.rest_name is not None and f.column != "id"
+_SHOWN: Final = tuple(f for f in LEAD_FIELDS if f.rest_name is not None and f.column != "id")
+_STEPS: Final[tuple[tuple[str, _Encode | None, _Render | None], ...]] = tuple(
+    (f.rest_name or "", _encoder(f), _RELATIONS.get(f.column)) for f in _SHOWN
 )
+_READ: Final = operator.attrgetter(*(f.column for f in _SHOWN))
 
 
 def lead_document(record: LeadRecord) -> dict[str, Any]:
     """One lead as the spec shows it: every attribute present, null when unset."""
     lead = record.lead
     attributes: dict[str, Any] = {}
-    for column, name, encode, render in _STEPS:
+    for (name, encode, render), value in zip(_STEPS, _READ(lead), strict=True):
         if render is not None:
             attributes.update(render(record))
-            continue
-        value = getattr(lead, column)
-        attributes[name] = value if encode is None or value is None else encode(value)
+        else:
+            attributes[name] = value if encode is None or value is None else encode(value)
     return {"id": str(lead.id), "type": "lead", "attributes": attributes}
 
 

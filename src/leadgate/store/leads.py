@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from uuid import UUID
@@ -102,16 +103,20 @@ def _decoder(f: FieldSpec) -> Callable[[Any], Any] | None:
     return list if f.python_type == list[str] else None
 
 
-_DECODERS: Final = tuple((f.column, _decoder(f)) for f in LEAD_FIELDS)
+# Every column's value in table order (the order of Lead's attributes), and the few to decode:
+# positional, because this runs for every lead of every page.
+_VALUES: Final = operator.itemgetter(*(f.column for f in LEAD_FIELDS))
+_DECODERS: Final = tuple(
+    (i, decode) for i, f in enumerate(LEAD_FIELDS) if (decode := _decoder(f)) is not None
+)
 
 
 def lead_from_row(row: asyncpg.Record) -> Lead:
-    return Lead(
-        **{
-            column: row[column] if decode is None or row[column] is None else decode(row[column])
-            for column, decode in _DECODERS
-        }
-    )
+    values = list(_VALUES(row))
+    for i, decode in _DECODERS:
+        if values[i] is not None:
+            values[i] = decode(values[i])
+    return Lead(*values)
 
 
 # The longest prefix indexed by search_prefixes (sql/migrations/0001_initial.sql).
