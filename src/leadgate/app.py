@@ -23,6 +23,7 @@ from leadgate.graphql.protocols import subscription_protocols
 from leadgate.graphql.schema import build_schema
 from leadgate.graphql.view import LeadgateGraphQLView
 from leadgate.middleware import (
+    DEMO_JWKS_PATH,
     PARSER_FIELD_LIMIT,
     auth_middleware,
     error_middleware,
@@ -36,6 +37,7 @@ from leadgate.services.event_feed import EventFeed
 from leadgate.services.idempotency import purge_idempotency_keys
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
+from leadgate.services.tokens import TokenSettings, TokenVerifier
 from leadgate.services.webhooks import WebhookAdmin
 
 
@@ -44,7 +46,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     pool = await create_pool(settings, counter=app[keys.STATEMENTS])
     app[keys.POOL] = pool
     app[keys.EVENT_FEED] = EventFeed(pool)
-    app[keys.AUTHENTICATOR] = Authenticator(pool, ttl=settings.api_key_cache_seconds)
+    tokens = TokenSettings.from_settings(settings)
+    authenticator = Authenticator(
+        pool,
+        ttl=settings.api_key_cache_seconds,
+        tokens=TokenVerifier(tokens) if tokens.enabled else None,
+    )
+    app[keys.AUTHENTICATOR] = authenticator
     app[keys.DOCUMENTS] = PersistedDocuments(
         pool, trusted_only=settings.trusted_documents == "only"
     )
@@ -53,6 +61,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds
     )
     yield
+    await authenticator.close()
     await pool.close()
 
 
@@ -124,6 +133,10 @@ async def _background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
             await task
 
 
+async def _demo_jwks(request: web.Request) -> web.Response:
+    return web.json_response(request.app[keys.SETTINGS].demo_jwks)
+
+
 # Enough for any screen; a cap stops one connection from exhausting the process.
 MAX_SUBSCRIPTIONS_PER_CONNECTION: Final = 20
 
@@ -168,5 +181,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_route("GET", "/graphql", view)
     app.router.add_route("POST", "/graphql", view)
     app.router.add_static(STATIC_PREFIX, STATIC_DIR)
+    if settings.demo_jwks is not None:
+        # `leadgate dev-token`'s public key, for the demo's frontends (issue 10 #5).
+        app.router.add_get(DEMO_JWKS_PATH, _demo_jwks)
     app.add_subapp("/v1", create_rest_app())
     return app

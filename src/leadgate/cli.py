@@ -26,12 +26,12 @@ from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool, database_url, init_connection
 from leadgate.domain.documents import manifest_documents
 from leadgate.domain.errors import AppError
-from leadgate.domain.models import Principal
+from leadgate.domain.models import ROLES, Principal, Role
 from leadgate.domain.webhooks import EVENT_TYPES, Endpoint
 from leadgate.events.resolver import vetting_resolver, webhook_session
 from leadgate.graphql import persisted
 from leadgate.graphql.schema import export_sdl
-from leadgate.services import auth, demo_data
+from leadgate.services import auth, demo_data, dev_tokens
 from leadgate.services.documents import trust_documents
 from leadgate.services.organizations import (
     any_organization,
@@ -91,10 +91,10 @@ async def _migrate(settings: Settings) -> list[str]:
         await conn.close()
 
 
-async def _prepare_demo(settings: Settings) -> str:
+async def _prepare_demo(settings: Settings) -> tuple[UUID, str]:
     """--demo only: the demo organization with its leads (once), and a fresh write key."""
 
-    async def work(pool: asyncpg.Pool) -> str:
+    async def work(pool: asyncpg.Pool) -> tuple[UUID, str]:
         org_id = await find_organization(pool, DEMO_ORGANIZATION)
         if org_id is None:
             org_id = await create_organization(pool, DEMO_ORGANIZATION)
@@ -105,9 +105,9 @@ async def _prepare_demo(settings: Settings) -> str:
         created = await auth.create_api_key(
             pool, organization_id=org_id, can_write=True, name="demo (leadgate serve)"
         )
-        return created.key
+        return org_id, created.key
 
-    result: str = await _with_pool(settings, work)
+    result: tuple[UUID, str] = await _with_pool(settings, work)
     return result
 
 
@@ -137,8 +137,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     for name in asyncio.run(_migrate(settings)):
         say(f"applied migration {name}")
     key: str | None = None
+    token: str | None = None
     if args.demo:
-        key = asyncio.run(_prepare_demo(settings))
+        org_id, key = asyncio.run(_prepare_demo(settings))
+        # Frontends sign in with development tokens; only a demo gateway trusts their key.
+        settings = dataclasses.replace(
+            settings, demo_jwks=dev_tokens.public_jwks(settings.data_dir)
+        )
+        token = _dev_token(settings, org_id, role="editor", ttl_seconds=3600)
         # Only a demo's GraphiQL page is pre-filled with a key; a production page shows a
         # placeholder, since anyone who can load it would otherwise hold write access.
         settings = dataclasses.replace(settings, graphiql_api_key=key)
@@ -156,6 +162,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             f"Try:       curl -H 'Authorization: Bearer {key}' "
             f"-H 'Content-Type: application/json' -d '{query}' {url}"
         )
+    if token is not None:
+        say(f"Dev token: {token}   (editor, 1 h; more: leadgate dev-token --org <id>)")
     app = create_app(settings)
     app.on_startup.append(_settle_heap)
     # Access logging costs every request a formatted line; on with LEADGATE_ACCESS_LOG=1.
@@ -183,6 +191,25 @@ async def _settle_heap(_app: web.Application) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+def _dev_token(settings: Settings, org: UUID, *, role: Role, ttl_seconds: float) -> str:
+    return dev_tokens.mint(
+        settings.data_dir,
+        organization_id=org,
+        role=role,
+        ttl_seconds=ttl_seconds,
+        subject="dev-user",
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        organization_claim=settings.jwt_org_claim,
+        role_claim=settings.jwt_role_claim,
+    )
+
+
+def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> None:
+    # Offline: the gateway checks the organization when the token is used.
+    say(_dev_token(settings, args.org, role=args.role, ttl_seconds=args.ttl))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -237,7 +264,7 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> None:
 
 def _operator(org: UUID) -> Principal:
     """The command line acts for an organization with full rights (it has the database)."""
-    return Principal(organization_id=org, can_write=True, api_key_id=None)
+    return Principal(organization_id=org, role="admin", actor=None)
 
 
 async def _with_webhooks(settings: Settings, work: Callable[[WebhookAdmin], Awaitable[Any]]) -> Any:
@@ -330,6 +357,21 @@ def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> None:
     sys.stdout.flush()
 
 
+_DURATION_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `1h` or `2d` as seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError("a duration such as 90s, 15m, 1h or 2d") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return seconds
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -420,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     docs_add.add_argument("file", type=Path)
     docs_add.set_defaults(run=cmd_documents_add)
+
+    token = commands.add_parser(
+        "dev-token",
+        help="mint a development token for a frontend (trusted by `serve --demo` only)",
+    )
+    token.add_argument("--org", type=UUID, required=True, help="organization id")
+    token.add_argument("--role", choices=ROLES, default="editor")
+    token.add_argument("--ttl", type=_duration, default=3600.0, help="e.g. 15m, 1h (default)")
+    token.set_defaults(run=cmd_dev_token)
 
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.set_defaults(run=cmd_export_schema)

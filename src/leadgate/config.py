@@ -107,6 +107,25 @@ DATABASE: Final[Parser[str]] = Parser("a postgresql:// URL", _url, str)
 PATH: Final[Parser[Path]] = Parser("a directory", Path, str)
 
 
+def _http_url(text: str) -> str:
+    if not text.startswith(("https://", "http://")):
+        raise ValueError(text)
+    return text
+
+
+def _hmac_secret(text: str) -> str:
+    # HS256 needs a key at least as long as its hash (RFC 7518 §3.2); PyJWT refuses shorter.
+    if len(text.encode()) < 32:
+        raise ValueError(text)
+    return text
+
+
+HTTP_URL: Final[Parser[str]] = Parser("an https:// (or http://) URL", _http_url, str)
+FILE: Final[Parser[Path]] = Parser("a file path", Path, str)
+TEXT: Final[Parser[str]] = Parser("text", str, str)
+HMAC_SECRET: Final[Parser[str]] = Parser("at least 32 bytes", _hmac_secret, str)
+
+
 def choice(*options: str) -> Parser[str]:
     def read(text: str) -> str:
         if text not in options:
@@ -324,6 +343,61 @@ class Settings:
         FLAG,
         '`0` drops "Did you mean …?" from validation messages',
     )
+    # End-user tokens (README "Frontend apps", services/tokens.py). With none of the URL, file
+    # or secret set (and no --demo) only API keys authenticate.
+    jwt_jwks_url: str | None = optional_setting(
+        "LEADGATE_JWT_JWKS_URL",
+        HTTP_URL,
+        "the identity provider's JWKS (RS256, ES256, EdDSA keys) that verifies bearer tokens; "
+        "cached, refetched for an unknown `kid`, kept while the provider is down",
+    )
+    jwt_jwks_file: Path | None = optional_setting(
+        "LEADGATE_JWT_JWKS_FILE",
+        FILE,
+        "a JWKS file that verifies bearer tokens (beside or instead of the URL), reread with it",
+    )
+    jwt_secret: str | None = optional_setting(
+        "LEADGATE_JWT_SECRET",
+        HMAC_SECRET,
+        "HS256 shared secret for bearer tokens: development only",
+        repr=False,
+    )
+    jwt_issuer: str | None = optional_setting(
+        "LEADGATE_JWT_ISSUER", TEXT, "the `iss` every bearer token must carry"
+    )
+    jwt_audience: str | None = optional_setting(
+        "LEADGATE_JWT_AUDIENCE", TEXT, "the `aud` every bearer token must carry"
+    )
+    jwt_org_claim: str = setting(
+        "org_id",
+        "LEADGATE_JWT_ORG_CLAIM",
+        TEXT,
+        "the claim holding the organization id: a claim name, or a dotted path into objects",
+    )
+    jwt_role_claim: str = setting(
+        "role",
+        "LEADGATE_JWT_ROLE_CLAIM",
+        TEXT,
+        "the claim holding `viewer`, `editor` or `admin` (or a list of them; absent: viewer)",
+    )
+    jwt_leeway_seconds: float = setting(
+        60.0, "LEADGATE_JWT_LEEWAY", SECONDS, "clock skew allowed on a token's `exp` and `nbf`"
+    )
+    jwt_jwks_refresh_seconds: float = setting(
+        30.0,
+        "LEADGATE_JWT_JWKS_REFRESH",
+        SECONDS,
+        "an unknown `kid` refetches the JWKS at most this often",
+    )
+    jwt_jwks_max_age_seconds: float = setting(
+        300.0,
+        "LEADGATE_JWT_JWKS_MAX_AGE",
+        SECONDS,
+        "seconds a fetched JWKS is used before it is fetched again (a withdrawn key stops)",
+    )
+    # The public JWKS of `leadgate dev-token`'s key: trusted, and served at
+    # /.well-known/jwks.json, under `serve --demo` only (never from the environment).
+    demo_jwks: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def embedded_pgdata(self) -> Path:

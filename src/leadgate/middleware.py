@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # An incoming id is kept only when it is short and harmless to echo into logs and headers.
 _CLIENT_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{8,64}")
-_PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+# Served under --demo only: the public keys of `leadgate dev-token` (app.py).
+DEMO_JWKS_PATH: Final = "/.well-known/jwks.json"
+_PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics", DEMO_JWKS_PATH})
 # aiohttp's own parser limits sit above ours, so that what lies between them is answered in
 # the envelope (its own refusal is a plain-text page); see README "Limits".
 PARSER_FIELD_LIMIT: Final = 64 * 1024

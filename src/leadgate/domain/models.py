@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 # The lead and its enums are declared with the lead field table.
@@ -12,15 +12,43 @@ from leadgate.domain.lead_fields import Lead as Lead
 from leadgate.domain.lead_fields import LeadPriority as LeadPriority
 from leadgate.domain.lead_fields import LeadSource as LeadSource
 
+# viewer reads and subscribes; editor also writes leads; admin also manages webhooks and keys.
+Role = Literal["viewer", "editor", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: an API key (its id) or an identity provider's user (the token's `sub`)."""
+
+    type: Literal["api_key", "user"]
+    id: str
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: an API key's organization and what it may do."""
+    """Who is calling: an organization, the role held in it, and the acting credential."""
 
     organization_id: UUID
-    can_write: bool
-    # None for an operator at the command line (not an API key).
-    api_key_id: UUID | None
+    role: Role
+    # None for an operator at the command line (neither an API key nor a user).
+    actor: Actor | None
+
+    @property
+    def can_write(self) -> bool:
+        """May write leads (editor and admin)."""
+        return self.role != "viewer"
+
+    @property
+    def can_manage(self) -> bool:
+        """May manage webhooks and keys (admin)."""
+        return self.role == "admin"
+
+    @property
+    def api_key_id(self) -> UUID | None:
+        if self.actor is None or self.actor.type != "api_key":
+            return None
+        return UUID(self.actor.id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,7 @@ def _write_response(result: WriteResult) -> web.Response:
 async def create_lead(request: web.Request) -> web.Response:
     ctx = _write_context(request)
     if not ctx.principal.can_write:
-        raise Forbidden()
+        raise Forbidden("Writing leads needs a write key or the editor role")
     body = await _json_body(request)
     return _write_response(await request.config_dict[keys.LEAD_WRITER].create(ctx, body))
 
@@ -213,7 +213,7 @@ def _reference(body: object, field: str) -> UUID | None:
 async def _target(request: web.Request) -> tuple[WriteContext, UUID, object]:
     ctx = _write_context(request)
     if not ctx.principal.can_write:
-        raise Forbidden()
+        raise Forbidden("Writing leads needs a write key or the editor role")
     lead_id = parse_uuid(request.match_info["id"])
     if lead_id is None:
         raise NotFound("Lead not found")

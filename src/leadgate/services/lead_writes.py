@@ -90,7 +90,7 @@ class LeadWriter:
         action: Action,
     ) -> WriteResult:
         if not ctx.principal.can_write:
-            raise Forbidden()
+            raise Forbidden("Writing leads needs a write key or the editor role")
         org = ctx.principal.organization_id
         key = checked_key(ctx.idempotency_key)
         try:

@@ -65,8 +65,8 @@ class WebhookAdmin:
         self._resolver = resolver
 
     def _org(self, principal: Principal) -> UUID:
-        if not principal.can_write:
-            raise Forbidden("Managing webhooks needs a key with write permission")
+        if not principal.can_manage:
+            raise Forbidden("Managing webhooks needs a write key or the admin role")
         return principal.organization_id
 
     async def _checked_url(self, url: str) -> str:

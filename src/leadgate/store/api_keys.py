@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from leadgate.domain.models import Principal
+from leadgate.domain.models import Actor, Principal
 
 INSERT_API_KEY: Final = """
 INSERT INTO api_keys (organization_id, name, prefix, key_hash, can_write)
@@ -52,8 +52,11 @@ async def principal_for_hash(conn: asyncpg.Connection, key_hash: bytes) -> Princ
     row = await conn.fetchrow(TOUCH_ACTIVE_KEY, key_hash)
     if row is None:
         return None
+    # A write key does everything a key did before roles: write leads and manage webhooks.
     return Principal(
-        organization_id=row["organization_id"], can_write=row["can_write"], api_key_id=row["id"]
+        organization_id=row["organization_id"],
+        role="admin" if row["can_write"] else "viewer",
+        actor=Actor(type="api_key", id=str(row["id"])),
     )
 
 
