@@ -82,6 +82,7 @@ class LeadField:
 
 
 def _text(api: str, max_length: int) -> LeadField:
+    """The common case: optional plain text that create and update both take."""
     return LeadField(api, Rule.TEXT, max_length, create=True, update=True)
 
 
@@ -305,11 +306,3 @@ RELATIONS: Final = tuple(
     # The lead's events (lead_events), newest first.
     Relation("history", None),
 )
-
-
-def field(column: str) -> FieldSpec:
-    """The declaration of one column."""
-    for f in LEAD_FIELDS:
-        if f.column == column:
-            return f
-    raise KeyError(column)
