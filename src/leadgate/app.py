@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from leadgate import health, keys, logs, metrics, protocol, tracing
+from leadgate import cors, health, keys, logs, metrics, protocol, tracing
 from leadgate.config import Settings
 from leadgate.db.pool import create_pool, database_url
 from leadgate.db.statements import StatementCounter
@@ -105,14 +105,17 @@ async def _event_listener(app: web.Application) -> AsyncIterator[None]:
 async def _connection_checks(app: web.Application) -> AsyncIterator[None]:
     """Open subscriptions whose credential is revoked or expired are closed (4401)."""
     connections, authenticator = app[keys.CONNECTIONS], app[keys.AUTHENTICATOR]
+    streams = app[keys.EVENT_STREAMS]
     async with _background(connections.watch(authenticator)):
-        yield
+        async with _background(streams.watch(authenticator)):
+            yield
 
 
 async def _close_connections(app: web.Application) -> None:
     # Runs once the listening socket is closed and before in-flight requests are awaited:
     # WebSockets would otherwise hold the shutdown for its whole timeout, then drop (1006).
-    await app[keys.CONNECTIONS].close_all()
+    # SSE streams likewise: a final event with the cursor, then the end (graphql/sse.py).
+    await asyncio.gather(app[keys.CONNECTIONS].close_all(), app[keys.EVENT_STREAMS].close_all())
 
 
 async def _idempotency_purge(app: web.Application) -> AsyncIterator[None]:
@@ -144,6 +147,7 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION: Final = 20
 def create_app(settings: Settings) -> web.Application:
     """The gateway. The database must already be migrated (see `leadgate serve`)."""
     protocol.install()
+    policy = cors.CorsPolicy.from_settings(settings)
     app = web.Application(
         middlewares=[
             request_id_middleware,
@@ -152,6 +156,8 @@ def create_app(settings: Settings) -> web.Application:
             metrics.request_metrics_middleware,
             error_middleware,
             header_limits_middleware,
+            # Preflights carry no credential: answered before authentication.
+            cors.middleware(policy),
             auth_middleware,
         ],
         client_max_size=settings.max_body_bytes,
@@ -177,6 +183,8 @@ def create_app(settings: Settings) -> web.Application:
         subscription_protocols=subscription_protocols(settings),
         max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         connections=connections,
+        streams=streams,
+        cors=policy,
     )
     app.router.add_route("GET", "/graphql", view)
     app.router.add_route("POST", "/graphql", view)

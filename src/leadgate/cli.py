@@ -148,6 +148,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         # Only a demo's GraphiQL page is pre-filled with a key; a production page shows a
         # placeholder, since anyone who can load it would otherwise hold write access.
         settings = dataclasses.replace(settings, graphiql_api_key=key)
+        # A frontend served on another local port (the board, a dev server) may call it.
+        settings = dataclasses.replace(settings, cors_loopback=True)
         if "LEADGATE_ALLOW_INSECURE_WEBHOOKS" not in os.environ:
             # A local demo's receiver is http://localhost; production keeps the https-only rule.
             settings = dataclasses.replace(settings, allow_insecure_webhooks=True)

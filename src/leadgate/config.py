@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
+from leadgate.domain.origins import normalize_origin
+
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
 
@@ -124,6 +126,21 @@ HTTP_URL: Final[Parser[str]] = Parser("an https:// (or http://) URL", _http_url,
 FILE: Final[Parser[Path]] = Parser("a file path", Path, str)
 TEXT: Final[Parser[str]] = Parser("text", str, str)
 HMAC_SECRET: Final[Parser[str]] = Parser("at least 32 bytes", _hmac_secret, str)
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    found = []
+    for part in text.split(","):
+        origin = normalize_origin(part) if part.strip() else None
+        if origin is None:
+            raise ValueError(part)
+        found.append(origin)
+    return tuple(dict.fromkeys(found))
+
+
+ORIGINS: Final[Parser[tuple[str, ...]]] = Parser(
+    "comma-separated origins (`https://app.example.com`)", _origins, ",".join
+)
 
 
 def choice(*options: str) -> Parser[str]:
@@ -398,6 +415,19 @@ class Settings:
     # The public JWKS of `leadgate dev-token`'s key: trusted, and served at
     # /.well-known/jwks.json, under `serve --demo` only (never from the environment).
     demo_jwks: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    # Browser apps on these origins may call /graphql and /v1 and open WebSockets (cors.py).
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        "LEADGATE_CORS_ORIGINS",
+        ORIGINS,
+        "origins of the browser apps allowed to call `/graphql` and `/v1` (CORS) and open "
+        "WebSockets; exact `scheme://host[:port]`",
+        default_text="none (`--demo`: any `http://localhost:*`, `http://127.0.0.1:*`)",
+    )
+    # `serve --demo`: any loopback origin (a board served on another local port), never set
+    # from the environment.
+    cors_loopback: bool = False
 
     @property
     def embedded_pgdata(self) -> Path:

@@ -38,6 +38,8 @@ WEBHOOKS: Final = web.AppKey("webhooks", WebhookAdmin)
 DISPATCHER: Final = web.AppKey("dispatcher", Dispatcher)
 HTTP_CLIENT: Final = web.AppKey("http_client", aiohttp.ClientSession)
 CONNECTIONS: Final[web.AppKey[ConnectionRegistry]] = web.AppKey("connections")
+# Open graphql-sse streams (graphql/sse.py): re-checked and closed at shutdown like WebSockets.
+EVENT_STREAMS: Final[web.AppKey[ConnectionRegistry]] = web.AppKey("event_streams")
 METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiohttp import web
@@ -12,9 +12,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from leadgate import keys
-from leadgate.domain.errors import Unauthenticated
+from leadgate.cors import CorsPolicy
+from leadgate.domain.errors import Forbidden, Unauthenticated
 from leadgate.domain.models import Principal
-from leadgate.graphql import http
+from leadgate.graphql import http, sse
 from leadgate.graphql.connections import (
     ConnectionRegistry,
     LegacyWSConnection,
@@ -22,6 +23,7 @@ from leadgate.graphql.connections import (
 )
 from leadgate.graphql.context import Context
 from leadgate.graphql.ide import render_graphiql
+from leadgate.graphql.schema import LeadgateSchema
 from leadgate.middleware import is_graphiql_page as _is_graphiql_page
 from leadgate.services.auth import Authenticator
 
@@ -39,22 +41,38 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
         *args: Any,
         graphiql_api_key: str | None = None,
         connections: ConnectionRegistry | None = None,
+        streams: ConnectionRegistry | None = None,
+        cors: CorsPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._graphiql_api_key = graphiql_api_key
         self.connections = ConnectionRegistry() if connections is None else connections
+        # Open graphql-sse streams (graphql/sse.py), tracked apart from the WebSockets.
+        self.streams = ConnectionRegistry() if streams is None else streams
+        self.cors = CorsPolicy() if cors is None else cors
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         if self.is_websocket_request(request):
             return await self.run(request=request)
+        if sse.wants_event_stream(request):
+            schema = cast("LeadgateSchema", self.schema)
+            return await sse.respond(request, schema, self.get_context, self.streams)
         if _is_graphiql_page(request):
             return await self.render_graphql_ide(request)
         # Plain HTTP is ours (graphql/http.py): media types, status codes, bounded bodies.
         return await http.respond(request, self.schema, self.get_context)
 
+    def is_websocket_origin_allowed(self, request: web.Request, origin: str) -> bool:
+        # Cross-site WebSocket hijacking: a page on another origin opens a socket only when
+        # CORS would let it call the API (strawberry still admits no Origin and same origin).
+        return self.cors.allows(origin)
+
+    async def reject_websocket(self, request: web.Request) -> web.Response:
+        raise Forbidden("This origin may not open a WebSocket here (LEADGATE_CORS_ORIGINS)")
+
     async def get_context(
-        self, request: web.Request, response: web.Response | web.WebSocketResponse
+        self, request: web.Request, response: web.StreamResponse
     ) -> Context:
         app = request.config_dict
         authenticator = app[keys.AUTHENTICATOR]
