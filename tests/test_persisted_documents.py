@@ -35,6 +35,7 @@ from leadgate.domain.documents import Document
 from leadgate.services.documents import trust_documents
 from tests.processes import leadgate
 from tests.support import Api, Tenant, bearer, error_codes, header
+from tests.ws_client import connect
 
 JS_DIR: Final = Path(__file__).with_name("js")
 NPM_DEADLINE: Final = 180.0
@@ -417,6 +418,41 @@ async def test_trusted_only_neither_registers_nor_runs_apq_documents(
     assert status == 400
     assert error_codes(sent) == ["PERSISTED_QUERY_REQUIRED"]
     assert await stored(pool, new) is None
+
+
+# --- WebSocket ---------------------------------------------------------------------------------
+
+
+async def socket_answer(api: Api, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The first frame answering one graphql-transport-ws operation with `payload`."""
+    url = api.base.replace("http://", "ws://") + "/graphql"
+    async with connect(api.session, url, key) as ws:
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+        frame: dict[str, Any] = await asyncio.wait_for(ws.receive_json(), 5)
+        return frame
+
+
+async def test_a_stored_document_runs_by_hash_over_the_websocket(api: Api, tenant: Tenant) -> None:
+    document = unique()
+    await post(api, tenant.read_key, {"query": document, "extensions": apq(document)})
+
+    frame = await socket_answer(api, tenant.read_key, {"extensions": apq(document)})
+
+    assert frame["type"] == "next"
+    assert len(stage_keys(frame["payload"])) == 6
+
+
+async def test_trusted_only_refuses_free_text_over_the_websocket_too(
+    trusted: Gateway, tenant: Tenant
+) -> None:
+    await post(trusted.api, tenant.read_key, {"query": "{ stages { id } }"})  # the key, cached
+    before = trusted.statements.total
+
+    frame = await socket_answer(trusted.api, tenant.read_key, {"query": "{ stages { id } }"})
+
+    assert frame["type"] == "error"
+    assert [e["extensions"]["code"] for e in frame["payload"]] == ["PERSISTED_QUERY_REQUIRED"]
+    assert trusted.statements.total == before
 
 
 # --- Apollo Client in Node ---------------------------------------------------------------------

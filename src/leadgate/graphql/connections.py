@@ -20,16 +20,23 @@ import logging
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, Final, Protocol, cast
 
+from strawberry.aiohttp.views import AiohttpWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message,
+    SubscribeMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
 
-from leadgate.domain.errors import Unauthenticated
+from leadgate import keys
+from leadgate.domain.errors import AppError, Unauthenticated
+from leadgate.envelope import graphql_error
+from leadgate.graphql import persisted
 from leadgate.graphql.context import Context
 from leadgate.services.auth import Authenticator
 from leadgate.services.event_feed import Position
@@ -207,6 +214,20 @@ class TransportWSConnection(_Tracking, BaseGraphQLTransportWSHandler[Context, No
         finally:
             registry.discard(self)
 
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload: object = message.get("payload")
+        if self.connection_acknowledged and isinstance(payload, dict):
+            try:
+                payload = await _resolved(self.websocket, payload)
+            except AppError as refused:
+                error = graphql_error(refused, self.context.request_id)
+                await self.send_message(
+                    cast("Message", {"id": message["id"], "type": "error", "payload": [error]})
+                )
+                return
+            message = cast("SubscribeMessage", {**message, "payload": payload})
+        await super().handle_subscribe(message)
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         # Queries over the socket read afresh too, not through an earlier operation's loaders.
         self.context.renew_loaders()
@@ -248,6 +269,19 @@ class LegacyWSConnection(_Tracking, BaseGraphQLWSHandler[Context, None]):
         finally:
             registry.discard(self)
 
+    async def handle_start(self, message: StartMessage) -> None:
+        payload: object = message.get("payload")
+        if self.connection_acknowledged and isinstance(payload, dict):
+            try:
+                payload = await _resolved(self.websocket, payload)
+            except AppError as refused:
+                error = graphql_error(refused, self.context.request_id)
+                frame = {"type": "error", "id": message["id"], "payload": error}
+                await self.send_message(cast("OperationMessage", frame))
+                return
+            message = cast("StartMessage", {**message, "payload": payload})
+        await super().handle_start(message)
+
     async def handle_async_results(
         self,
         operation_id: str,
@@ -275,6 +309,14 @@ class LegacyWSConnection(_Tracking, BaseGraphQLWSHandler[Context, None]):
             for operation_id, cursor in cursors.items()
         ]
         return _send_and_close(self, frames, _close_reason(cursors.values()))
+
+
+async def _resolved(websocket: object, payload: dict[str, Any]) -> dict[str, Any]:
+    """An operation's payload with the text it runs as its `query`: persisted documents and
+    trusted-documents mode hold over the socket too (documents are registered over HTTP)."""
+    app = cast("AiohttpWebSocketAdapter", websocket).request.config_dict
+    document = await persisted.resolve(payload, app[keys.DOCUMENTS])
+    return {**payload, "query": document.query}
 
 
 async def _send_and_close(

@@ -49,7 +49,7 @@ async def respond(
 ) -> web.Response:
     media = graphql_media_type(request.headers.get("Accept"))
     documents = request.config_dict[keys.DOCUMENTS]
-    params = await _params(request)
+    params = await _read(request)
     try:
         document = await persisted.resolve(params, documents)
     except PersistedQueryNotFound as missing:
@@ -90,6 +90,14 @@ def encode(body: object) -> bytes:
 
 
 async def _params(request: web.Request) -> dict[str, Any]:
+    """The request's params, `query` being the text it runs (a persisted document resolved,
+    trusted-documents mode enforced). For streams (graphql/sse.py): they register nothing."""
+    params = await _read(request)
+    document = await persisted.resolve(params, request.config_dict[keys.DOCUMENTS])
+    return {**params, "query": document.query}
+
+
+async def _read(request: web.Request) -> dict[str, Any]:
     """The request's {query, documentId, operationName, variables, extensions}, each of the
     right type (graphql/persisted.py then decides which document runs)."""
     if request.method == "GET":

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,14 +38,20 @@ class Resolved:
     by_hash: bool = False
 
 
-async def resolve(params: dict[str, Any], documents: PersistedDocuments) -> Resolved:
-    """The document `params` asks to run (their types already checked)."""
-    query: str | None = params.get("query") or None
-    persisted = (params.get("extensions") or {}).get("persistedQuery")
-    if params.get("documentId") is not None:
+async def resolve(params: Mapping[str, Any], documents: PersistedDocuments) -> Resolved:
+    """The document `params` (a request's, or a WebSocket operation's payload) asks to run."""
+    query, extensions, given_id = (params.get(k) for k in ("query", "extensions", "documentId"))
+    for name, value, kind in (("query", query, str), ("documentId", given_id, str)):
+        if value is not None and not isinstance(value, kind):
+            raise BadRequest(f"`{name}` must be a string or null")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise BadRequest("`extensions` must be an object or null")
+    query = query or None
+    persisted = (extensions or {}).get("persistedQuery")
+    if given_id is not None:
         if query is not None or persisted is not None:
             raise BadRequest("Send either `documentId` or a document, not both")
-        return Resolved(await _stored(document_id(params["documentId"]), documents), by_hash=True)
+        return Resolved(await _stored(document_id(given_id), documents), by_hash=True)
     if persisted is not None:
         sha256 = _apq_hash(persisted)
         if query is None:
