@@ -455,6 +455,23 @@ async def test_trusted_only_refuses_free_text_over_the_websocket_too(
     assert trusted.statements.total == before
 
 
+async def test_trusted_only_refuses_free_text_over_server_sent_events_too(
+    trusted: Gateway, tenant: Tenant
+) -> None:
+    await post(trusted.api, tenant.read_key, {"query": "{ stages { id } }"})  # the key, cached
+    before = trusted.statements.total
+
+    async with trusted.api.session.post(
+        f"{trusted.api.base}/graphql",
+        json={"query": "subscription { leadStageChanged { eventId } }"},
+        headers={**bearer(tenant.read_key), "Accept": "text/event-stream"},
+    ) as resp:
+        stream = await asyncio.wait_for(resp.text(), 5)
+
+    assert "PERSISTED_QUERY_REQUIRED" in stream
+    assert trusted.statements.total == before
+
+
 # --- Apollo Client in Node ---------------------------------------------------------------------
 
 
