@@ -106,9 +106,11 @@ async def _connection_checks(app: web.Application) -> AsyncIterator[None]:
     """Open subscriptions whose credential is revoked or expired are closed (4401)."""
     connections, authenticator = app[keys.CONNECTIONS], app[keys.AUTHENTICATOR]
     streams = app[keys.EVENT_STREAMS]
-    async with _background(connections.watch(authenticator)):
-        async with _background(streams.watch(authenticator)):
-            yield
+    async with (
+        _background(connections.watch(authenticator)),
+        _background(streams.watch(authenticator)),
+    ):
+        yield
 
 
 async def _close_connections(app: web.Application) -> None:

@@ -71,9 +71,7 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
     async def reject_websocket(self, request: web.Request) -> web.Response:
         raise Forbidden("This origin may not open a WebSocket here (LEADGATE_CORS_ORIGINS)")
 
-    async def get_context(
-        self, request: web.Request, response: web.StreamResponse
-    ) -> Context:
+    async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         app = request.config_dict
         authenticator = app[keys.AUTHENTICATOR]
         authorization = None
