@@ -31,7 +31,15 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from leadgate.app import create_app
 from leadgate.config import Settings
 from leadgate.graphql.connections import RECHECK_SECONDS
-from tests.support import CREATE_LEAD, Api, Tenant, bearer, error_codes, make_tenant
+from tests.support import (
+    CREATE_LEAD,
+    Api,
+    Tenant,
+    bearer,
+    create_lead,
+    error_codes,
+    make_tenant,
+)
 from tests.test_subscriptions import STAGE_CHANGES, first_lead, move
 from tests.test_webhooks import CREATE_ENDPOINT
 from tests.ws_client import connect, subscribe
@@ -440,7 +448,7 @@ async def test_a_token_authenticates_a_subscription(
     api: Api, keys: dict[str, SigningKey], tenant: Tenant, via_header: bool
 ) -> None:
     token = keys["ES256"].sign(claims(tenant.id))
-    lead_id = await first_lead(api, tenant)
+    lead_id = await create_lead(api, tenant)
     url = api.base.replace("http://", "ws://") + "/graphql"
     async with connect(
         api.session,
@@ -486,3 +494,37 @@ async def test_an_open_subscription_closes_with_4401_when_its_token_expires(
     assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 4401)
     # Not before `exp` (leeway 0 here), and within one re-check of it.
     assert expires <= closed_at < expires + RECHECK_SECONDS + 0.5
+
+
+async def next_change(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """The next message that is not a ping (answered on the way)."""
+    while True:
+        message = await asyncio.wait_for(ws.receive(), 5)
+        if message.type is aiohttp.WSMsgType.TEXT and orjson.loads(message.data)["type"] == "ping":
+            await ws.send_json({"type": "pong"})
+            continue
+        return message
+
+
+async def test_after_a_4401_a_fresh_token_and_after_resume_with_what_was_missed(
+    settings: Settings, keys: dict[str, SigningKey], idp: IdentityProvider, pool: asyncpg.Pool
+) -> None:
+    tenant = await make_tenant(pool)
+    async with gateway(settings, jwt_jwks_url=idp.url, jwt_leeway_seconds=0.0) as api:
+        lead_id = await create_lead(api, tenant)  # in the first stage: both moves are changes
+        url = api.base.replace("http://", "ws://") + "/graphql"
+        short = keys["EdDSA"].sign(claims(tenant.id, exp=int(time.time()) + 2))
+        async with connect(api.session, url, short) as ws:
+            sub = await subscribe(ws, STAGE_CHANGES, {"leadId": lead_id})
+            await asyncio.sleep(0.2)
+            await move(api, tenant, lead_id, 1)
+            seen = (await sub.next())["data"]["leadStageChanged"]["eventId"]
+            closed = await next_change(ws)
+        await move(api, tenant, lead_id, 2)  # while no socket is open
+        fresh = keys["EdDSA"].sign(claims(tenant.id))
+        async with connect(api.session, url, fresh) as ws:
+            sub = await subscribe(ws, STAGE_CHANGES, {"leadId": lead_id, "after": seen})
+            missed = (await sub.next())["data"]["leadStageChanged"]
+    assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4401)
+    assert missed["toStage"]["stageKey"] == "qualified"
+    assert int(missed["eventId"]) > int(seen)
