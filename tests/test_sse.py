@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestServer
 
 from leadgate.app import create_app
 from leadgate.config import Settings
+from leadgate.services import auth
 from tests.support import Api, Tenant, bearer, create_lead
 
 JS_DIR: Final = Path(__file__).with_name("js")
@@ -397,4 +398,30 @@ async def test_at_shutdown_a_stream_ends_with_the_cursor_to_resume_after(
     error = farewell.data["errors"][0]
     assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "after": delivered.id}
     assert farewell.id == delivered.id
+    assert end.event == "complete"
+
+
+async def test_a_stream_whose_key_is_revoked_ends_with_unauthenticated(
+    settings: Settings, pool: asyncpg.Pool, tenant: Tenant
+) -> None:
+    # Keys cached for 0.1 s: the once-a-second re-check sees the revocation at its next tick.
+    own = dataclasses.replace(settings, dispatcher_enabled=False, api_key_cache_seconds=0.1)
+    server = TestServer(create_app(own), host="127.0.0.1")
+    await server.start_server()
+    created = await auth.create_api_key(pool, organization_id=tenant.id, can_write=False)
+    base = str(server.make_url("")).rstrip("/")
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            open_stream(session, base, created.key, EVENTS) as stream,
+        ):
+            await auth.revoke_api_key(pool, created.id)
+            refusal, end = await stream.next(3.0), await stream.next()
+            with pytest.raises(EOFError):
+                await stream.next()
+    finally:
+        await server.close()
+
+    assert refusal.data is not None
+    assert refusal.data["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert end.event == "complete"
