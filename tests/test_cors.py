@@ -195,3 +195,30 @@ def test_the_allow_list_comes_from_leadgate_cors_origins_as_exact_origins() -> N
     assert not policy.allows("http://localhost:8082")
     with pytest.raises(InvalidSetting, match="LEADGATE_CORS_ORIGINS"):
         Settings.from_env({"LEADGATE_CORS_ORIGINS": "https://app.example.com/board"})
+
+
+async def test_an_sse_stream_to_an_allowed_origin_carries_the_cors_headers(
+    gateway: str, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    headers = {"Origin": APP, "Accept": "text/event-stream", **bearer(tenant.read_key)}
+    async with http.post(f"{gateway}/graphql", json=QUERY, headers=headers) as resp:
+        assert resp.status == 200
+        answered, body = resp.headers, await resp.text()
+
+    assert answered["Content-Type"].startswith("text/event-stream")
+    assert answered["Access-Control-Allow-Origin"] == APP
+    assert "origin" in listed(answered["Vary"])
+    assert "event: complete" in body
+
+
+async def test_a_websocket_from_the_gateways_own_origin_is_served(
+    gateway: str, http: aiohttp.ClientSession, tenant: Tenant
+) -> None:
+    # GraphiQL, served by the gateway itself, subscribes from the gateway's origin.
+    url = gateway.replace("http://", "ws://") + "/graphql"
+    headers = {"Origin": gateway}
+    async with http.ws_connect(url, protocols=["graphql-transport-ws"], headers=headers) as ws:
+        await ws.send_json({"type": "connection_init", "payload": bearer(tenant.read_key)})
+        ack = await asyncio.wait_for(ws.receive_json(), 5)
+
+    assert ack["type"] == "connection_ack"
