@@ -24,6 +24,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
+from leadgate import keys
 from leadgate.app import create_app
 from leadgate.config import Settings
 from leadgate.services import auth
@@ -425,3 +426,38 @@ async def test_a_stream_whose_key_is_revoked_ends_with_unauthenticated(
     assert refusal.data is not None
     assert refusal.data["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert end.event == "complete"
+
+
+async def test_a_stream_the_client_drops_releases_its_subscription_within_a_second(
+    settings: Settings, pool: asyncpg.Pool, tenant: Tenant
+) -> None:
+    own = dataclasses.replace(settings, dispatcher_enabled=False)
+    server = TestServer(create_app(own), host="127.0.0.1")
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    streams = server.app[keys.EVENT_STREAMS]
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with open_stream(session, base, tenant.read_key, EVENTS):
+                await until_subscribers(session, base, 1, within=5.0)
+                assert len(streams) == 1
+            # The client went away without a word: noticed, and the feed let go.
+            await until_subscribers(session, base, 0, within=1.0)
+        assert len(streams) == 0
+    finally:
+        await server.close()
+
+
+async def until_subscribers(
+    session: aiohttp.ClientSession, base: str, count: int, *, within: float
+) -> None:
+    """Wait until the gateway's `leadgate_subscribers` gauge reads `count`."""
+    deadline = time.monotonic() + within
+    while True:
+        async with session.get(f"{base}/metrics") as resp:
+            text = await resp.text()
+        line = next(x for x in text.splitlines() if x.startswith("leadgate_subscribers "))
+        if float(line.split()[1]) == count:
+            return
+        assert time.monotonic() < deadline, f"subscribers: {line}, not {count} in {within} s"
+        await asyncio.sleep(0.05)
