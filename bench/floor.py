@@ -236,6 +236,8 @@ async def create_lead(request: web.Request) -> web.Response:
             row["event_sequence"],
             "lead.created",
             {"lead": _lead_document(row)},
+            # An actor of the size the gateway records (who wrote, in which request).
+            {"type": "api_key", "id": str(row["id"]), "requestId": key},
             key,
             200,
             body,

@@ -68,7 +68,10 @@ def _expected_graphql_type(f: FieldSpec, *, nullable: bool) -> str:
         dict[str, Any]: "JSON",
     }
     enum = f.enum
-    base = enum.__name__ if enum is not None else scalars[f.python_type]
+    if enum is not None:
+        base = enum.__name__
+    else:
+        base = "ID" if f.decl.identifier else scalars[f.python_type]
     return base if nullable else f"{base}!"
 
 

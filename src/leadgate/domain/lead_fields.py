@@ -64,6 +64,7 @@ class LeadField:
     `default` is what a create stores when the field is left out (None: the column default).
     `relation`: a hand-written resolver and REST rendering show it, not its value.
     `sql`: the column's type when it is not the Python type's usual one.
+    `identifier`: a text id that is not a UUID, shown as an ID all the same.
     """
 
     api: str | None
@@ -79,6 +80,7 @@ class LeadField:
     rest: str | None = None
     relation: bool = False
     sql: str | None = None
+    identifier: bool = False
 
 
 def _text(api: str, max_length: int) -> LeadField:
@@ -198,7 +200,8 @@ class Lead:
     converted_account_id: Annotated[UUID | None, LeadField("convertedAccountId")]
     converted_contact_id: Annotated[UUID | None, LeadField("convertedContactId")]
     import_job_id: Annotated[UUID | None, LeadField("importJobId")]
-    created_by: Annotated[UUID | None, LeadField("createdBy")]
+    # The creating actor's id: an API key's UUID or a user's `sub` (any string).
+    created_by: Annotated[str | None, LeadField("createdBy", identifier=True)]
     created_at: Annotated[datetime, LeadField("createdAt")]
     updated_at: Annotated[datetime, LeadField("updatedAt")]
 

@@ -80,6 +80,25 @@ class LeadRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EventActor:
+    """Who made an event happen (the acting credential) and in which request (X-Request-Id)."""
+
+    type: Literal["api_key", "user"]
+    id: str
+    request_id: str
+
+    def document(self) -> dict[str, str]:
+        """As lead_events.actor stores it and both APIs and webhooks show it."""
+        return {"type": self.type, "id": self.id, "requestId": self.request_id}
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any] | None) -> EventActor | None:
+        if document is None:
+            return None
+        return cls(type=document["type"], id=document["id"], request_id=document["requestId"])
+
+
+@dataclass(frozen=True, slots=True)
 class LeadEvent:
     id: int
     organization_id: UUID
@@ -88,6 +107,8 @@ class LeadEvent:
     type: str
     payload: dict[str, Any]
     created_at: datetime
+    # None for events written before actors were recorded (migration 0006).
+    actor: EventActor | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,9 @@ class ClaimedDelivery:
     # When it was due as claimed; a different value at settling time means someone asked for
     # a redelivery meanwhile.
     due_at: datetime
+    # lead_events.actor as stored ({type, id, requestId}); None for events from before
+    # migration 0006.
+    event_actor: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,12 @@ from leadgate.events.resolver import RefusedAddress, vet_literal
 
 def event_body(claimed: ClaimedDelivery) -> dict[str, Any]:
     """`{type, timestamp, data}`: data is the lead as REST shows it, plus what the event adds
-    (`previousStage` and `stage` for a status change, `changes` for an update)."""
+    (`previousStage` and `stage` for a status change, `changes` for an update).
+
+    Who did it (`actor`: type, id, requestId; null for events from before it was recorded)
+    sits at the top level beside `id` and `sequence`: Standard Webhooks keeps `data` for the
+    event's subject, and here `data` is the lead, whose attributes an `actor` would collide
+    with."""
     payload = claimed.event_payload
     extra = {k: v for k, v in payload.items() if k != "lead"}
     return {
@@ -28,6 +33,7 @@ def event_body(claimed: ClaimedDelivery) -> dict[str, Any]:
         "type": claimed.event_type,
         "timestamp": iso_utc(claimed.event_created_at),
         "sequence": claimed.event_sequence,
+        "actor": claimed.event_actor,
         "data": {**payload["lead"], **extra},
     }
 

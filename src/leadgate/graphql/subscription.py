@@ -16,7 +16,7 @@ from leadgate.domain.ids import parse_event_id
 from leadgate.domain.webhooks import EVENT_TYPES
 from leadgate.graphql.arguments import optional_uuid_argument
 from leadgate.graphql.context import Context, Info
-from leadgate.graphql.types import Lead, LeadEvent, Stage
+from leadgate.graphql.types import Actor, Lead, LeadEvent, Stage
 from leadgate.services.event_feed import Delivery, Position
 
 STATUS_CHANGED: Final = frozenset({"lead.status_changed"})
@@ -32,6 +32,7 @@ class LeadStageChange:
     from_stage: Stage | None
     to_stage: Stage
     changed_at: datetime
+    actor: Actor | None = strawberry.field(description="Who moved it")
 
     @classmethod
     def from_delivery(cls, delivery: Delivery) -> LeadStageChange | None:
@@ -47,6 +48,7 @@ class LeadStageChange:
             from_stage=Stage.from_model(from_stage) if from_stage else None,
             to_stage=Stage.from_model(to_stage),
             changed_at=event.created_at,
+            actor=Actor.from_model(event.actor),
         )
 
 

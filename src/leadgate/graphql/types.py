@@ -64,7 +64,11 @@ class Advisor:
 
 def graphql_type(f: FieldSpec, *, nullable: bool | None = None) -> Any:
     """The strawberry annotation of a field of the table (nullable as declared, or as told)."""
-    base: Any = {UUID: strawberry.ID, dict[str, Any]: JSON}.get(f.python_type, f.python_type)
+    base: Any = (
+        strawberry.ID
+        if f.decl.identifier
+        else {UUID: strawberry.ID, dict[str, Any]: JSON}.get(f.python_type, f.python_type)
+    )
     return base | None if (f.nullable if nullable is None else nullable) else base
 
 
@@ -153,6 +157,21 @@ if {
     raise TypeError("graphql.types.Lead resolves other relations than the field table declares")
 
 
+@strawberry.type(description="Who made an event happen, and in which request.")
+class Actor:
+    type: str = strawberry.field(description="api_key or user")
+    id: strawberry.ID = strawberry.field(
+        description="The API key's id, or the user's id (the token's `sub`)"
+    )
+    request_id: str = strawberry.field(description="The X-Request-Id of the write")
+
+    @classmethod
+    def from_model(cls, actor: models.EventActor | None) -> Actor | None:
+        if actor is None:
+            return None
+        return cls(type=actor.type, id=strawberry.ID(actor.id), request_id=actor.request_id)
+
+
 @strawberry.type(description="Something that happened to a lead; `id` orders all events.")
 class LeadEvent:
     id: strawberry.ID
@@ -160,6 +179,10 @@ class LeadEvent:
     sequence: int = strawberry.field(description="1, 2, 3... per lead, in order")
     occurred_at: datetime
     data: JSON
+    actor: Actor | None = strawberry.field(
+        description="Who did it; null for events from before actors were recorded, or from "
+        "the command line"
+    )
     lead_id: strawberry.Private[UUID]
 
     @strawberry.field(description="The lead as it is now")
@@ -178,6 +201,7 @@ class LeadEvent:
             sequence=event.sequence,
             occurred_at=event.created_at,
             data=payload,
+            actor=Actor.from_model(event.actor),
             lead_id=event.lead_id,
         )
 

@@ -34,6 +34,7 @@ async def list_events(request: web.Request) -> web.Response:
             "sequence": e.sequence,
             "occurredAt": iso_utc(e.created_at),
             "data": e.payload,
+            "actor": e.actor.document() if e.actor is not None else None,
         }
         for e in found
     ]

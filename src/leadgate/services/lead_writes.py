@@ -19,7 +19,7 @@ from leadgate.domain.errors import (
     ValidationFailed,
 )
 from leadgate.domain.idempotency import checked_key, fingerprint
-from leadgate.domain.models import Lead, LeadRecord, Principal
+from leadgate.domain.models import EventActor, Lead, LeadRecord, Principal
 from leadgate.domain.representation import (
     lead_document,
     lead_response,
@@ -41,6 +41,14 @@ class WriteContext:
     principal: Principal
     request_id: str
     idempotency_key: str | None = None
+
+    @property
+    def actor(self) -> EventActor | None:
+        """What each event of this write records: the credential, and this request."""
+        acting = self.principal.actor
+        if acting is None:  # an operator at the command line
+            return None
+        return EventActor(type=acting.type, id=acting.id, request_id=self.request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +127,7 @@ class LeadWriter:
                         sequence=record.sequence,
                         type=event_type,
                         payload={"lead": document, **extra},
+                        actor=ctx.actor,
                         completion=completion,
                     )
                 elif completion is not None:
@@ -180,7 +189,7 @@ class LeadWriter:
                 stage_id=draft.stage_id,
                 advisor_id=draft.advisor_id,
                 contact_id=draft.contact_id,
-                created_by=ctx.principal.api_key_id,
+                created_by=ctx.principal.actor.id if ctx.principal.actor else None,
             )
             return Change(record, ("lead.created", {}))
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from leadgate.domain.models import LeadEvent
+from leadgate.domain.models import EventActor, LeadEvent
 
 NOTIFY_CHANNEL: Final = "leadgate_events"
 
@@ -19,8 +19,8 @@ NOTIFY_CHANNEL: Final = "leadgate_events"
 # - pg_notify is transactional: listeners hear "<organization>:<id>" only once it commits.
 _EVENT_WITH_DELIVERIES: Final = """
 WITH e AS (
-    INSERT INTO lead_events (organization_id, lead_id, sequence, type, payload)
-    SELECT $1, $2, $3, $4, $5
+    INSERT INTO lead_events (organization_id, lead_id, sequence, type, payload, actor)
+    SELECT $1, $2, $3, $4, $5, $6
     FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))) AS serialised
     RETURNING id, organization_id, type
 ),
@@ -41,23 +41,23 @@ FROM e
 
 INSERT_EVENT: Final = _EVENT_WITH_DELIVERIES + _NOTIFIED
 
-# The same, also storing the write's idempotent response ($6 key, $7 status, $8 body).
+# The same, also storing the write's idempotent response ($7 key, $8 status, $9 body).
 INSERT_EVENT_COMPLETING: Final = (
     _EVENT_WITH_DELIVERIES  # noqa: S608 - joins constants only
     + """,
 completed AS (
     UPDATE idempotency_keys
     SET state = 'done',
-        response_status = $7,
-        response = $8
+        response_status = $8,
+        response = $9
     WHERE organization_id = $1
-      AND key = $6
+      AND key = $7
 )"""
     + _NOTIFIED
 )
 
 EVENTS_AFTER: Final = """
-SELECT id, organization_id, lead_id, sequence, type, payload, created_at
+SELECT id, organization_id, lead_id, sequence, type, payload, created_at, actor
 FROM lead_events
 WHERE organization_id = $1
   AND id > $2
@@ -70,7 +70,8 @@ LIMIT $5
 
 # By primary key (organization_id, id): the pairs a NOTIFY announced.
 EVENTS_BY_KEY: Final = """
-SELECT e.id, e.organization_id, e.lead_id, e.sequence, e.type, e.payload, e.created_at
+SELECT e.id, e.organization_id, e.lead_id, e.sequence, e.type, e.payload, e.created_at,
+    e.actor
 FROM unnest($1::uuid[], $2::bigint[]) AS wanted (organization_id, id)
 JOIN lead_events AS e
     ON e.organization_id = wanted.organization_id
@@ -85,10 +86,12 @@ WHERE organization_id = $1
 """
 
 HISTORY: Final = """
-SELECT h.id, h.organization_id, h.lead_id, h.sequence, h.type, h.payload, h.created_at
+SELECT h.id, h.organization_id, h.lead_id, h.sequence, h.type, h.payload, h.created_at,
+    h.actor
 FROM unnest($2::uuid[]) AS wanted (lead_id)
 CROSS JOIN LATERAL (
-    SELECT e.id, e.organization_id, e.lead_id, e.sequence, e.type, e.payload, e.created_at
+    SELECT e.id, e.organization_id, e.lead_id, e.sequence, e.type, e.payload, e.created_at,
+        e.actor
     FROM lead_events AS e
     WHERE e.organization_id = $1
       AND e.lead_id = wanted.lead_id
@@ -106,11 +109,13 @@ async def insert_event(
     sequence: int,
     type: str,  # noqa: A002 - the event's own vocabulary
     payload: dict[str, Any],
+    actor: EventActor | None,
     completion: tuple[str, int, bytes] | None = None,
 ) -> int:
-    """Record the event; with `completion` (key, status, body), complete that idempotency key
-    in the same statement."""
-    args = [organization_id, lead_id, sequence, type, payload]
+    """Record the event and who made it happen; with `completion` (key, status, body),
+    complete that idempotency key in the same statement."""
+    actor_document = actor.document() if actor is not None else None
+    args = [organization_id, lead_id, sequence, type, payload, actor_document]
     if completion is None:
         event_id: int = await conn.fetchval(INSERT_EVENT, *args)
     else:
@@ -137,6 +142,7 @@ def event_from_row(r: asyncpg.Record) -> LeadEvent:
         type=r["type"],
         payload=r["payload"],
         created_at=r["created_at"],
+        actor=EventActor.from_document(r["actor"]),
     )
 
 

@@ -121,7 +121,7 @@ async def insert_lead(
     stage_id: UUID | None,
     advisor_id: UUID | None,
     contact_id: UUID | None,
-    created_by: UUID | None,
+    created_by: str | None,
 ) -> LeadRecord:
     row = await conn.fetchrow(
         INSERT_LEAD, organization_id, values, stage_id, advisor_id, contact_id, created_by

@@ -152,6 +152,7 @@ WHERE d.organization_id = due.organization_id
 RETURNING d.organization_id, d.id, d.attempt, d.next_attempt_at AS due_at,
     d.event_id, e.type AS event_type,
     e.sequence AS event_sequence, e.payload AS event_payload, e.created_at AS event_created_at,
+    e.actor AS event_actor,
     w.id AS endpoint_id, w.url, w.secret, w.enabled,
     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret
 """
@@ -327,6 +328,7 @@ async def claim_due(
             event_sequence=r["event_sequence"],
             event_payload=r["event_payload"],
             event_created_at=r["event_created_at"],
+            event_actor=r["event_actor"],
             endpoint_id=r["endpoint_id"],
             url=r["url"],
             secrets=_secrets(r),
