@@ -254,6 +254,9 @@ class TokenVerifier:
     def __init__(self, settings: TokenSettings, keys: KeySet | None = None) -> None:
         self.settings = settings
         self._keys = KeySet(settings) if keys is None else keys
+        if settings.secret is not None:
+            # Anyone holding the shared secret can mint a token for any organization.
+            log.warning("HS256 bearer tokens are accepted (LEADGATE_JWT_SECRET): development only")
 
     async def verify(self, token: str) -> VerifiedToken:
         try:
