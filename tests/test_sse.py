@@ -461,3 +461,24 @@ async def until_subscribers(
             return
         assert time.monotonic() < deadline, f"subscribers: {line}, not {count} in {within} s"
         await asyncio.sleep(0.05)
+
+
+async def test_trusted_documents_mode_refuses_a_free_form_document_over_sse(
+    settings: Settings, pool: asyncpg.Pool, tenant: Tenant
+) -> None:
+    own = dataclasses.replace(settings, dispatcher_enabled=False, trusted_documents="only")
+    server = TestServer(create_app(own), host="127.0.0.1")
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            open_stream(session, base, tenant.read_key, EVENTS) as stream,
+        ):
+            refusal, end = await stream.next(), await stream.next()
+    finally:
+        await server.close()
+
+    assert refusal.data is not None
+    assert refusal.data["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_REQUIRED"
+    assert end.event == "complete"

@@ -3,9 +3,9 @@
 For networks that block WebSockets. `POST /graphql` (a JSON body) or `GET /graphql` (query
 parameters) with `Accept: text/event-stream` answers `200 text/event-stream`: one `event: next`
 per result (`data:` the result as JSON), then `event: complete`. Authentication, the admission
-gate and the arguments are those of every other transport; whatever is refused before
-execution comes as a `next` with `errors` (the protocol: a 4xx would only make the client
-retry), then `complete`. Queries and mutations work too (one `next`), mutations by POST only.
+gate, persisted documents (trusted-documents mode included) and the arguments are those of
+every other transport; whatever is refused before execution comes as a `next` with `errors`
+(the protocol: a 4xx would only make the client retry), then `complete`. Queries and mutations work too (one `next`), mutations by POST only.
 
 Resuming: each result of a subscription carries the SSE `id:` of the event it shows. A client
 that reconnects with `Last-Event-ID` (a browser EventSource does by itself) gets that id as
@@ -37,6 +37,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperation
 
 from leadgate import keys
 from leadgate.domain.errors import AppError, BadRequest
+from leadgate.graphql import persisted
 from leadgate.graphql.connections import (
     SHUTDOWN_CODE,
     SHUTDOWN_REASON,
@@ -116,7 +117,9 @@ async def _results(request: web.Request, schema: LeadgateSchema, context: Contex
     get = request.method == "GET"
     try:
         params = await request_params(request)
-        query, name = params.get("query"), params.get("operationName")
+        # Persisted documents and trusted-documents mode hold here too (registered over HTTP).
+        document = await persisted.resolve(params, request.config_dict[keys.DOCUMENTS])
+        query, name = document.query, params.get("operationName")
         admitted = schema.gate.admit(query, name, params.get("variables"), _GET if get else _POST)
         variables = _resumed(
             admitted.operation, params.get("variables"), request.headers.get("Last-Event-ID")
