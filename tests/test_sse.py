@@ -482,3 +482,23 @@ async def test_trusted_documents_mode_refuses_a_free_form_document_over_sse(
     assert refusal.data is not None
     assert refusal.data["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_REQUIRED"
     assert end.event == "complete"
+
+
+async def test_an_eventsource_style_get_with_last_event_id_resumes_after_it(
+    api: Api, tenant: Tenant, pool: asyncpg.Pool
+) -> None:
+    cursor = await latest_event_id(pool, tenant.id)
+    for name in ("One Ltd", "Two Ltd", "Three Ltd"):
+        await create_lead(api, tenant, name)
+    ids = await event_ids_after(pool, tenant.id, cursor)
+    # The URL keeps the first `after`; the reconnect's header names the last event received.
+    params = {"query": EVENTS, "variables": json.dumps({"after": str(cursor)})}
+    headers = {"Accept": STREAM, "Last-Event-ID": str(ids[0]), **bearer(tenant.read_key)}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{api.base}/graphql", params=params, headers=headers) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        received = await until_quiet(EventStream(resp), 2)
+
+    assert [int(m.id or 0) for m in received] == ids[1:]
