@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
@@ -40,6 +41,7 @@ from tests.support import (
     error_codes,
     make_tenant,
 )
+from tests.test_subscription_js_client import js_client  # noqa: F401 - the npm install fixture
 from tests.test_subscriptions import STAGE_CHANGES, first_lead, move
 from tests.test_webhooks import CREATE_ENDPOINT
 from tests.ws_client import connect, subscribe
@@ -528,3 +530,65 @@ async def test_after_a_4401_a_fresh_token_and_after_resume_with_what_was_missed(
     assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4401)
     assert missed["toStage"]["stageKey"] == "qualified"
     assert int(missed["eventId"]) > int(seen)
+
+
+async def read_json_line(process: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 10)
+    assert line, "the node client ended early"
+    parsed: dict[str, Any] = json.loads(line)
+    return parsed
+
+
+async def test_the_readme_graphql_ws_client_refreshes_its_token_and_resumes_after_a_4401(
+    settings: Settings,
+    keys: dict[str, SigningKey],
+    idp: IdentityProvider,
+    pool: asyncpg.Pool,
+    js_client: Path,  # noqa: F811
+) -> None:
+    tenant = await make_tenant(pool)
+    issued: list[str] = []
+    first_token = asyncio.Event()
+
+    async def token(_request: web.Request) -> web.Response:
+        issued.append(keys["EdDSA"].sign(claims(tenant.id, exp=int(time.time()) + 2)))
+        first_token.set()
+        return web.Response(text=issued[-1])
+
+    token_app = web.Application()
+    token_app.router.add_get("/token", token)
+    token_server = TestServer(token_app, host="127.0.0.1")
+    await token_server.start_server()
+    try:
+        async with gateway(settings, jwt_jwks_url=idp.url, jwt_leeway_seconds=0.0) as api:
+            lead_id = await create_lead(api, tenant)
+            url = api.base.replace("http://", "ws://") + "/graphql"
+            node = await asyncio.create_subprocess_exec(
+                "node",
+                str(js_client.with_name("token_refresh.mjs")),
+                url,
+                str(token_server.make_url("/token")),
+                lead_id,
+                "2",
+                cwd=js_client.parent,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            try:
+                await asyncio.wait_for(first_token.wait(), 10)
+                await asyncio.sleep(0.3)  # connected and subscribed
+                await move(api, tenant, lead_id, 1)
+                lines = [await read_json_line(node), await read_json_line(node)]
+                await move(api, tenant, lead_id, 2)  # while it reconnects with a new token
+                lines.append(await read_json_line(node))
+                assert await asyncio.wait_for(node.wait(), 10) == 0
+            finally:
+                if node.returncode is None:
+                    node.kill()
+                    await node.wait()
+    finally:
+        await token_server.close()
+    assert lines[1] == {"closed": 4401}
+    stages = [line["event"]["toStage"]["stageKey"] for line in (lines[0], lines[2])]
+    assert stages == ["contacted", "qualified"]
+    assert len(issued) == 2  # one token per connection
