@@ -55,6 +55,17 @@ QUERIES: dict[str, tuple[str, dict[str, Any] | None]] = {
         " events(limit: 5) { id type occurredAt lead { id stage { stageKey } } } }",
         None,
     ),
+    "event actors": (
+        "{ events(limit: 5) { id type actor { type id requestId } }"
+        " leads(limit: 3) { nodes { id createdBy"
+        " history(limit: 2) { id actor { type id requestId } } } } }",
+        None,
+    ),
+    "history actors through a variable and an alias": (
+        "query($l: Int!) { leads(limit: 2) { nodes { history(limit: $l) {"
+        " who: actor { type requestId } actor { id __typename } } } } }",
+        {"l": 3},
+    ),
     "stages and advisors": ("{ stages { id stageKey position } advisors { id name } }", None),
     "an unknown lead": (
         '{ lead(id: "00000000-0000-0000-0000-000000000000") { id } stages { id } }',
@@ -103,6 +114,8 @@ async def test_a_compiled_plan_answers_exactly_as_strawberry(
         ("the list query", True),
         ("aliases, typename and fragments", True),
         ("history and events", True),
+        ("event actors", True),
+        ("history actors through a variable and an alias", True),
         ("a malformed argument", True),
         ("a directive", False),
         ("a bad variable", True),

@@ -455,7 +455,7 @@ async def test_a_lead_created_body_carries_the_lead_in_the_rest_shape(
 
     (request,) = await receiver.wait_for_count(1)
     body = request.json
-    assert set(body) == {"id", "type", "timestamp", "sequence", "data"}
+    assert set(body) == {"id", "type", "timestamp", "sequence", "actor", "data"}
     assert body["id"] == request.webhook_id
     assert body["type"] == "lead.created"
     assert body["sequence"] == 1
