@@ -5,7 +5,8 @@ parameters) with `Accept: text/event-stream` answers `200 text/event-stream`: on
 per result (`data:` the result as JSON), then `event: complete`. Authentication, the admission
 gate, persisted documents (trusted-documents mode included) and the arguments are those of
 every other transport; whatever is refused before execution comes as a `next` with `errors`
-(the protocol: a 4xx would only make the client retry), then `complete`. Queries and mutations work too (one `next`), mutations by POST only.
+(the protocol: a 4xx would only make the client retry), then `complete`. Queries and
+mutations work too (one `next`), mutations by POST only.
 
 Resuming: each result of a subscription carries the SSE `id:` of the event it shows. A client
 that reconnects with `Last-Event-ID` (a browser EventSource does by itself) gets that id as
