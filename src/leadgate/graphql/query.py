@@ -1,6 +1,8 @@
-"""Query root: leads, lead, stages, advisors."""
+"""Query root: leads, leadsConnection, lead, stages, advisors."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import strawberry
 
@@ -8,6 +10,7 @@ from leadgate.domain import models, paging
 from leadgate.domain.errors import FieldError, ValidationFailed
 from leadgate.domain.ids import parse_uuid
 from leadgate.graphql.arguments import target_id
+from leadgate.graphql.connection import LeadConnection
 from leadgate.graphql.context import Info
 from leadgate.graphql.types import (
     Advisor,
@@ -68,6 +71,35 @@ class Query:
         )
         ctx = info.context
         return LeadPage.from_model(await ctx.reader.page(ctx.principal, query))
+
+    @strawberry.field(
+        description="The organization's leads as a Relay connection with keyset cursors: newest "
+        "first on (createdAt, id), or with updatedSince every lead changed since then, oldest "
+        "change first on (updatedAt, id). first/last are 1-100 (20 by default), one at a time; "
+        "a cursor is only valid in the order that made it."
+    )
+    async def leads_connection(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        search: str | None = None,
+        filter: LeadFilter | None = None,  # noqa: A002 - the contract's argument name
+        updated_since: datetime | None = None,
+    ) -> LeadConnection:
+        query = paging.keyset_query(
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            search=search,
+            lead_filter=filter.to_model() if filter is not None else None,
+            updated_since=updated_since,
+        )
+        ctx = info.context
+        return LeadConnection.from_model(await ctx.reader.slice(ctx.principal, query))
 
     @strawberry.field(description="One lead; null with NOT_FOUND when it is not yours.")
     async def lead(self, info: Info, id: strawberry.ID) -> Lead | None:  # noqa: A002

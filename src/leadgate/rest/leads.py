@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
@@ -34,6 +35,9 @@ LIST_PARAMETERS: Final = (
     "advisorId",
     "tag",
     "source",
+    # Keyset paging (issue 11 #2): `cursor` is a previous page's meta.nextCursor.
+    "cursor",
+    "updatedSince",
 )
 # An unknown parameter is named in the error; a long one is cut so the answer stays small.
 _MAX_REPORTED_NAME: Final = 64
@@ -128,8 +132,14 @@ async def list_leads(request: web.Request) -> web.Response:
     ]
     errors += paging.page_errors(page=page, limit=limit)
     lead_filter = _lead_filter(values, errors)
+    keyset = "cursor" in values or "updatedSince" in values
+    if keyset and "page" in values:
+        errors.append(FieldError("page", "cannot be given with cursor or updatedSince"))
+    updated_since = _datetime_param(values, "updatedSince", errors)
     if errors or page is None or limit is None:
         raise ValidationFailed(errors)
+    if keyset:
+        return await _list_by_cursor(request, values, limit, lead_filter, updated_since)
     query = paging.lead_query(
         page=page, limit=limit, search=values.get("search"), lead_filter=lead_filter
     )
@@ -137,13 +147,65 @@ async def list_leads(request: web.Request) -> web.Response:
     reader = request.config_dict[keys.LEAD_READER]
     result = await reader.page(principal, query)
     data = [lead_document(record) for record in result.records]
+    # An offset page's last lead is a keyset position too: page 1, then cursors from there.
+    next_cursor = (
+        paging.record_cursor(result.records[-1], paging.KeysetOrder.NEWEST)
+        if result.has_more and result.records
+        else None
+    )
     meta = {
         "total": result.total,
         "page": result.page,
         "limit": result.limit,
         "hasMore": result.has_more,
+        "nextCursor": next_cursor,
         "requestId": keys.request_id(request),
     }
+    return json_response({"data": data, "meta": meta})
+
+
+def _datetime_param(values: dict[str, str], name: str, errors: list[FieldError]) -> datetime | None:
+    raw = values.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        errors.append(FieldError(name, "must be an ISO-8601 date and time with an offset"))
+        return None
+    return moment
+
+
+async def _list_by_cursor(
+    request: web.Request,
+    values: dict[str, str],
+    limit: int,
+    lead_filter: LeadFilter,
+    updated_since: datetime | None,
+) -> web.Response:
+    """The keyset page after `cursor` (none: the first), in the order updatedSince picks."""
+    query = paging.keyset_query(
+        first=limit,
+        after=values.get("cursor"),
+        search=values.get("search"),
+        lead_filter=lead_filter,
+        updated_since=updated_since,
+        after_argument="cursor",
+    )
+    principal = keys.request_principal(request)
+    result = await request.config_dict[keys.LEAD_READER].slice(principal, query)
+    meta = {
+        "total": result.total,
+        # A cursor, not a page number, says where this page starts.
+        "page": None,
+        "limit": limit,
+        "hasMore": result.has_next,
+        "nextCursor": result.end_cursor if result.has_next else None,
+        "requestId": keys.request_id(request),
+    }
+    data = [lead_document(record) for record in result.records]
     return json_response({"data": data, "meta": meta})
 
 

@@ -18,7 +18,7 @@ from leadgate.domain.models import (
     Principal,
     Stage,
 )
-from leadgate.domain.paging import EventQuery
+from leadgate.domain.paging import EventQuery, KeysetPage, KeysetQuery
 from leadgate.store import catalog, events, leads
 
 
@@ -31,6 +31,11 @@ class LeadReader:
     async def page(self, principal: Principal, query: LeadQuery) -> LeadPage:
         async with self._pool.acquire() as conn:
             return await leads.leads_page(conn, principal.organization_id, query)
+
+    async def slice(self, principal: Principal, query: KeysetQuery) -> KeysetPage:
+        """A keyset slice: stable under concurrent writes, unlike an offset page."""
+        async with self._pool.acquire() as conn:
+            return await leads.leads_slice(conn, principal.organization_id, query)
 
     async def record(self, principal: Principal, lead_id: UUID) -> LeadRecord:
         """The lead with its stage and advisor, in one query."""

@@ -11,6 +11,7 @@ import asyncpg
 
 from leadgate.domain.lead_fields import LEAD_FIELDS, FieldSpec
 from leadgate.domain.models import Advisor, Lead, LeadPage, LeadQuery, LeadRecord, Stage
+from leadgate.domain.paging import Cursor, KeysetOrder, KeysetPage, KeysetQuery
 
 
 def _selected(f: FieldSpec) -> str:
@@ -240,3 +241,124 @@ async def copy_leads(conn: asyncpg.Connection, rows: Sequence[Mapping[str, objec
 
 
 _COLUMN_NAMES: Final = frozenset(f.column for f in LEAD_FIELDS)
+
+
+# --- keyset slices (issue 11 #2) ---------------------------------------------------------------
+#
+# One statement per order and direction, each with the same parameters: $1 organization,
+# $2-$7 the criteria of LEADS_PAGE, $8 updatedSince, $9/$10 the `after` key, $11/$12 the
+# `before` key, $13 the slice size plus one (the extra row says whether more follow). The
+# total (maintained when nothing narrows the list), whether rows lie beyond the cursor the
+# slice starts from, and the slice itself come from one snapshot in one round trip. Row
+# comparisons `(created_at, id) < ($9, $10)` walk the index from the cursor on (leads_newest;
+# leads_updated in sql/migrations/0008_lead_keyset_indexes.sql), however deep the scan.
+
+_KEYSET_CRITERIA: Final = """l.organization_id = $1
+          AND ($2::text IS NULL OR l.search @@ to_tsquery('simple', $2))
+          AND ($3::uuid IS NULL OR l.stage_id = $3)
+          AND ($4::text IS NULL OR l.priority = $4)
+          AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
+          AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
+          AND ($7::text IS NULL OR l.source = $7)
+          AND ($8::timestamptz IS NULL OR l.updated_at >= $8)"""
+
+
+def _keyset_statement(column: str, *, ascending: bool, backward: bool) -> str:
+    """The slice of the order on (column, id), `ascending` or not, read forward from `after`
+    or `backward` from `before`. Built at import from these constants only."""
+    key = f"(l.{column}, l.id)"
+    follows, precedes = (">", "<") if ascending else ("<", ">")
+    natural = "ASC" if ascending else "DESC"
+    reverse = "DESC" if ascending else "ASC"
+    # Reading backward walks the order in reverse from `before`; the outer ORDER BY restores it.
+    walk = reverse if backward else natural
+    # Rows on the far side of the cursor the slice starts from (hasPreviousPage going forward,
+    # hasNextPage going backward): the cursor's own row counts.
+    at, row_id, far_side = ("$11", "$12", follows) if backward else ("$9", "$10", precedes)
+    beyond = f"""{at}::timestamptz IS NOT NULL AND EXISTS (
+        SELECT 1
+        FROM leads AS l
+        WHERE {_KEYSET_CRITERIA}
+          AND {key} {far_side}= ({at}::timestamptz, {row_id}::uuid)
+    )"""  # noqa: S608 - joins constants only
+    return (
+        f"""
+SELECT c.total, c.beyond, p.*
+FROM (
+    SELECT CASE
+        WHEN $2::text IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
+             AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
+             AND $8::timestamptz IS NULL
+        THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
+        ELSE (SELECT count(*) FROM leads AS l WHERE {_KEYSET_CRITERIA})
+    END AS total,
+    ({beyond}) AS beyond
+) AS c
+LEFT JOIN LATERAL (
+    WITH l AS (
+        SELECT *
+        FROM leads AS l
+        WHERE {_KEYSET_CRITERIA}
+          AND ($9::timestamptz IS NULL OR {key} {follows} ($9::timestamptz, $10::uuid))
+          AND ($11::timestamptz IS NULL OR {key} {precedes} ($11::timestamptz, $12::uuid))
+        ORDER BY l.{column} {walk}, l.id {walk}
+        LIMIT $13
+    )
+"""  # noqa: S608 - joins constants only, never user text
+        + WITH_RELATIONS
+        + f""") AS p ON true
+ORDER BY p.{column} {natural}, p.id {natural}
+"""
+    )
+
+
+NEWEST_AFTER: Final = _keyset_statement("created_at", ascending=False, backward=False)
+NEWEST_BEFORE: Final = _keyset_statement("created_at", ascending=False, backward=True)
+UPDATED_AFTER: Final = _keyset_statement("updated_at", ascending=True, backward=False)
+UPDATED_BEFORE: Final = _keyset_statement("updated_at", ascending=True, backward=True)
+_KEYSET_STATEMENTS: Final = {
+    (KeysetOrder.NEWEST, False): NEWEST_AFTER,
+    (KeysetOrder.NEWEST, True): NEWEST_BEFORE,
+    (KeysetOrder.UPDATED, False): UPDATED_AFTER,
+    (KeysetOrder.UPDATED, True): UPDATED_BEFORE,
+}
+
+
+def _key(cursor: Cursor | None) -> list[object]:
+    return [None, None] if cursor is None else [cursor.at, cursor.id]
+
+
+async def leads_slice(
+    conn: asyncpg.Connection, organization_id: UUID, query: KeysetQuery
+) -> KeysetPage:
+    f = query.filter
+    criteria = [
+        organization_id,
+        tsquery(query.search_terms),
+        f.stage_id,
+        f.priority.value if f.priority else None,
+        f.advisor_id,
+        f.tag,
+        f.source.value if f.source else None,
+        query.updated_since,
+    ]
+    rows = await conn.fetch(
+        _KEYSET_STATEMENTS[query.order, query.backward],
+        *criteria,
+        *_key(query.after),
+        *_key(query.before),
+        query.size + 1,
+    )
+    records = [record_from_row(r) for r in rows if r["id"] is not None]
+    more = len(records) > query.size
+    if more:
+        # The extra row is the one farthest from the cursor: last in order, or first backward.
+        records = records[1:] if query.backward else records[:-1]
+    beyond = bool(rows[0]["beyond"])
+    return KeysetPage(
+        records=records,
+        total=rows[0]["total"],
+        order=query.order,
+        has_next=beyond if query.backward else more,
+        has_previous=more if query.backward else beyond,
+    )
