@@ -231,7 +231,7 @@ async def test_every_scalar_field_of_a_lead_resolves_to_its_stored_value(
         refs["account"],
         refs["contact"],
         refs["import"],
-        refs["creator"],
+        str(refs["creator"]),  # created_by is text: an API key id or a user's sub
         datetime(2025, 1, 10, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5))),
         datetime(2025, 1, 16, 7, 0, tzinfo=UTC),
     )

@@ -165,7 +165,7 @@ async def test_get_lead_renders_every_attribute_field_for_field(
         refs["account"],
         refs["contact"],
         refs["import"],
-        refs["creator"],
+        str(refs["creator"]),  # created_by is text: an API key id or a user's sub
         moments[4],
         moments[5],
     )
