@@ -66,6 +66,40 @@ QUERIES: dict[str, tuple[str, dict[str, Any] | None]] = {
         " who: actor { type requestId } actor { id __typename } } } } }",
         {"l": 3},
     ),
+    "a connection forward": (
+        """
+        query($first: Int, $after: String) {
+          leadsConnection(first: $first, after: $after) {
+            totalCount
+            pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+            edges { cursor node { id businessName stage { stageKey } primaryAdvisor { name } } }
+          }
+        }
+        """,
+        {"first": 4, "after": None},
+    ),
+    "a connection backward, filtered and searched": (
+        """
+        query($f: LeadFilter) {
+          leadsConnection(last: 3, search: "a", filter: $f) {
+            totalCount pageInfo { hasNextPage hasPreviousPage }
+            edges { node { id priority history(limit: 1) { type } } }
+          }
+        }
+        """,
+        {"f": {"priority": "NORMAL"}},
+    ),
+    "a connection by updatedSince": (
+        """
+        query($since: DateTime) {
+          leadsConnection(first: 5, updatedSince: $since) {
+            totalCount edges { cursor node { id updatedAt } } pageInfo { endCursor }
+          }
+        }
+        """,
+        {"since": "2020-01-01T00:00:00Z"},
+    ),
+    "a malformed cursor": ('{ leadsConnection(after: "nope") { totalCount } }', None),
     "stages and advisors": ("{ stages { id stageKey position } advisors { id name } }", None),
     "an unknown lead": (
         '{ lead(id: "00000000-0000-0000-0000-000000000000") { id } stages { id } }',

@@ -24,6 +24,11 @@ LEADS: Final = (
     f"query($limit: Int!) {{ leads(limit: $limit) {{ total nodes {{ {LEAD_FIELDS} }} }} }}"
 )
 LEAD: Final = f"query($id: ID!) {{ lead(id: $id) {{ {LEAD_FIELDS} }} }}"
+CONNECTION: Final = (
+    "query($first: Int!, $after: String) { leadsConnection(first: $first, after: $after) {"
+    f" totalCount pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}"
+    f" edges {{ cursor node {{ {LEAD_FIELDS} }} }} }} }}"
+)
 BUDGET: Final = 3
 # Background work on the server's pool (the webhook dispatcher's polls) can only add
 # statements to a measurement, so the least of a few runs is the request's own cost.
@@ -125,6 +130,41 @@ async def test_a_rest_page_of_100_leads_costs_as_many_statements_as_a_page_of_1(
 ) -> None:
     one = await rest_cost(api, statements, big_tenant.read_key, "/v1/leads?limit=1")
     hundred = await rest_cost(api, statements, big_tenant.read_key, "/v1/leads?limit=100")
+
+    assert one == hundred
+    assert hundred <= BUDGET
+
+
+async def test_a_connection_slice_of_100_costs_as_many_statements_as_a_slice_of_1(
+    api: Api, statements: StatementCounter, big_tenant: Tenant
+) -> None:
+    key = big_tenant.read_key
+    one, small = await graphql_cost(api, statements, key, CONNECTION, {"first": 1})
+    after = small["leadsConnection"]["pageInfo"]["endCursor"]
+    hundred, large = await graphql_cost(
+        api, statements, key, CONNECTION, {"first": 100, "after": after}
+    )
+
+    edges = large["leadsConnection"]["edges"]
+    assert small["leadsConnection"]["edges"][0]["node"]["primaryAdvisor"] is not None
+    assert len(edges) == 100
+    assert len({e["node"]["stage"]["id"] for e in edges}) > 1
+    assert one == hundred
+    assert hundred <= BUDGET
+
+
+async def test_a_rest_cursor_page_of_100_costs_as_many_statements_as_a_page_of_1(
+    api: Api, statements: StatementCounter, big_tenant: Tenant
+) -> None:
+    status, first, _ = await api.rest("GET", "/v1/leads?limit=1", big_tenant.read_key)
+    assert status == 200
+    cursor = first["meta"]["nextCursor"]
+    one = await rest_cost(
+        api, statements, big_tenant.read_key, f"/v1/leads?limit=1&cursor={cursor}"
+    )
+    hundred = await rest_cost(
+        api, statements, big_tenant.read_key, f"/v1/leads?limit=100&cursor={cursor}"
+    )
 
     assert one == hundred
     assert hundred <= BUDGET
