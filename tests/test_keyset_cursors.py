@@ -229,14 +229,26 @@ async def test_search_and_filter_narrow_the_connection_and_its_total_count(
     assert rest["pageInfo"]["hasNextPage"] is False
 
 
-async def test_the_total_count_without_criteria_is_the_organization_s_lead_count(
+async def test_the_total_count_without_criteria_is_the_maintained_total_not_a_count(
     api: Api, pool: asyncpg.Pool, tenant: Tenant
 ) -> None:
     await create_lead(api, tenant)
+    counted = len(await newest_first(pool, tenant))
+    # Skew this organization's maintained total (sql/migrations/0002) to see which one answers.
+    await pool.execute(
+        "UPDATE lead_counts SET total = total + 1000 WHERE organization_id = $1", tenant.id
+    )
+    try:
+        unfiltered = await connection(api, tenant, first=1)
+        searched = await connection(api, tenant, first=1, search="test bakery")
+    finally:
+        await pool.execute(
+            "UPDATE lead_counts SET total = total - 1000 WHERE organization_id = $1", tenant.id
+        )
 
-    page = await connection(api, tenant, first=1)
-
-    assert page["totalCount"] == len(await newest_first(pool, tenant)) == 31
+    assert counted == 31
+    assert unfiltered["totalCount"] == counted + 1000
+    assert searched["totalCount"] == 1
 
 
 # --- updatedSince --------------------------------------------------------------------------
@@ -404,7 +416,8 @@ async def test_a_scan_while_4_writers_insert_sees_every_existing_lead_exactly_on
         stop.set()
         await asyncio.gather(*writers)
 
-    old = [i for i in seen if i in set(existing)]
+    known = set(existing)
+    old = [i for i in seen if i in known]
     assert old == existing  # every lead that existed, once each, in order
     assert len(seen) == len(set(seen))  # no lead twice, new ones included
     assert len(written) >= WRITERS * (len(existing) // 5 - 1)

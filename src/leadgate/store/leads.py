@@ -273,14 +273,18 @@ def _keyset_statement(column: str, *, ascending: bool, backward: bool) -> str:
     # Reading backward walks the order in reverse from `before`; the outer ORDER BY restores it.
     walk = reverse if backward else natural
     # Rows on the far side of the cursor the slice starts from (hasPreviousPage going forward,
-    # hasNextPage going backward): the cursor's own row counts.
+    # hasNextPage going backward): the cursor's own row counts. Nearest first with LIMIT 1, so
+    # the index answers from the cursor (an EXISTS would be planned as a scan of the table).
     at, row_id, far_side = ("$11", "$12", follows) if backward else ("$9", "$10", precedes)
-    beyond = f"""{at}::timestamptz IS NOT NULL AND EXISTS (
-        SELECT 1
+    toward = natural if backward else reverse
+    beyond = f"""{at}::timestamptz IS NOT NULL AND coalesce((
+        SELECT true
         FROM leads AS l
         WHERE {_KEYSET_CRITERIA}
           AND {key} {far_side}= ({at}::timestamptz, {row_id}::uuid)
-    )"""  # noqa: S608 - joins constants only
+        ORDER BY l.{column} {toward}, l.id {toward}
+        LIMIT 1
+    ), false)"""  # noqa: S608 - joins constants only
     return (
         f"""
 SELECT c.total, c.beyond, p.*
