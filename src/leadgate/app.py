@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from leadgate import cors, health, keys, logs, metrics, protocol, tracing
+from leadgate import cors, health, keys, logs, metrics, protocol, ratelimit, tracing
 from leadgate.config import Settings
 from leadgate.db.pool import create_pool, database_url
 from leadgate.db.statements import StatementCounter
@@ -37,6 +37,7 @@ from leadgate.services.event_feed import EventFeed
 from leadgate.services.idempotency import purge_idempotency_keys
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
+from leadgate.services.rate_limits import RateLimiter
 from leadgate.services.tokens import TokenSettings, TokenVerifier
 from leadgate.services.webhooks import WebhookAdmin
 
@@ -63,6 +64,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     yield
     await authenticator.close()
     await pool.close()
+
+
+async def _rate_limits(app: web.Application) -> AsyncIterator[None]:
+    limiter = app[keys.RATE_LIMITER]
+    await limiter.open()
+    yield
+    await limiter.close()
 
 
 async def _webhooks(app: web.Application) -> AsyncIterator[None]:
@@ -150,34 +158,46 @@ def create_app(settings: Settings) -> web.Application:
     """The gateway. The database must already be migrated (see `leadgate serve`)."""
     protocol.install()
     policy = cors.CorsPolicy.from_settings(settings)
+    limiter = RateLimiter(
+        credential=settings.rate_per_credential,
+        organization=settings.rate_per_organization,
+        redis_url=settings.redis_url,
+    )
     app = web.Application(
         middlewares=[
             request_id_middleware,
             logs.request_context_middleware,
             tracing.request_span_middleware,
             metrics.request_metrics_middleware,
+            # Outside the error middleware: refusals carry the RateLimit fields too.
+            ratelimit.headers_middleware,
             error_middleware,
             header_limits_middleware,
             # Preflights carry no credential: answered before authentication.
             cors.middleware(policy),
             auth_middleware,
+            ratelimit.debit_middleware(limiter),
         ],
         client_max_size=settings.max_body_bytes,
         handler_args={"max_line_size": PARSER_FIELD_LIMIT, "max_field_size": PARSER_FIELD_LIMIT},
     )
     app[keys.SETTINGS] = settings
     app[keys.STATEMENTS] = StatementCounter()
+    app[keys.RATE_LIMITER] = limiter
     if tracing.enabled():
         tracing.install(app)
     connections = app[keys.CONNECTIONS] = ConnectionRegistry()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_rate_limits)
     app.cleanup_ctx.append(_connection_checks)
     app.on_shutdown.append(_close_connections)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_event_listener)
     app.cleanup_ctx.append(_idempotency_purge)
     app.add_routes(health.routes)
-    schema = build_schema(limits=Limits.from_settings(settings), compiled=settings.compiled_queries)
+    schema = build_schema(
+        limits=Limits.from_settings(settings), compiled=settings.compiled_queries, rates=limiter
+    )
     metrics.install(app, plans=schema)
     view = LeadgateGraphQLView(
         schema=schema,

@@ -27,6 +27,7 @@ from leadgate.db.pool import create_pool, database_url, init_connection
 from leadgate.domain.documents import manifest_documents
 from leadgate.domain.errors import AppError
 from leadgate.domain.models import ROLES, Principal, Role
+from leadgate.domain.rate_limits import Rate, parse_rate
 from leadgate.domain.webhooks import EVENT_TYPES, Endpoint
 from leadgate.events.resolver import vetting_resolver, webhook_session
 from leadgate.graphql import persisted
@@ -237,6 +238,7 @@ def cmd_api_key_create(settings: Settings, args: argparse.Namespace) -> None:
             can_write=not args.read_only,
             name=args.name,
             live=not args.test,
+            rate=args.rate,
         )
 
     created: auth.CreatedKey = asyncio.run(_with_pool(settings, work))
@@ -374,6 +376,16 @@ def _duration(text: str) -> float:
     return seconds
 
 
+def _rate(text: str) -> Rate:
+    """`RATE` or `RATE,BURST` points per second (README "Rate limits")."""
+    try:
+        return parse_rate(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "points per second > 0, optionally ,BURST ≥ 1 (e.g. 10 or 10,100)"
+        ) from None
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -422,6 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     key_create.add_argument("--read-only", action="store_true", help="no write permission")
     key_create.add_argument("--name", default="", help="a label for people")
     key_create.add_argument("--test", action="store_true", help="an lw_test_ key")
+    key_create.add_argument(
+        "--rate",
+        type=_rate,
+        default=None,
+        metavar="RATE[,BURST]",
+        help="this key's own rate limit in points per second (and bucket), over "
+        "LEADGATE_RATE_PER_CREDENTIAL",
+    )
     key_create.add_argument("--json", action="store_true")
     key_create.set_defaults(run=cmd_api_key_create)
     key_revoke = key.add_parser("revoke", help="revoke a key (effective within 5 s)")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from leadgate.domain.origins import normalize_origin
+from leadgate.domain.rate_limits import Rate, parse_rate, show_rate
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
@@ -141,6 +142,23 @@ def _origins(text: str) -> tuple[str, ...]:
 ORIGINS: Final[Parser[tuple[str, ...]]] = Parser(
     "comma-separated origins (`https://app.example.com`)", _origins, ",".join
 )
+
+
+RATE: Final[Parser[Rate]] = Parser(
+    "`RATE` or `RATE,BURST`: points per second > 0 and the bucket they refill (≥ 1)",
+    parse_rate,
+    show_rate,
+)
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(text)
+    return text
+
+
+# The value is a secret (it may carry a password): named, never echoed.
+REDIS: Final[Parser[str]] = Parser("a redis://, rediss:// or unix:// URL", _redis_url, str)
 
 
 def choice(*options: str) -> Parser[str]:
@@ -428,6 +446,27 @@ class Settings:
     # `serve --demo`: any loopback origin (a board served on another local port), never set
     # from the environment.
     cors_loopback: bool = False
+
+    # Rate limits (README "Rate limits", services/rate_limits.py). Unset: no limit of that
+    # kind, except keys created with `--rate`.
+    rate_per_credential: Rate | None = optional_setting(
+        "LEADGATE_RATE_PER_CREDENTIAL",
+        RATE,
+        "token bucket of each API key and each token subject: a REST request costs 1 point, "
+        "a GraphQL operation its cost; `api-key create --rate` overrides it per key",
+    )
+    rate_per_organization: Rate | None = optional_setting(
+        "LEADGATE_RATE_PER_ORGANIZATION",
+        RATE,
+        "token bucket shared by all the credentials of one organization (points as above)",
+    )
+    redis_url: str | None = optional_setting(
+        "LEADGATE_REDIS_URL",
+        REDIS,
+        "Redis that holds the rate-limit buckets, shared by every process; unset: each "
+        "process counts on its own. Unreachable: each process limits on its own meanwhile",
+        repr=False,
+    )
 
     @property
     def embedded_pgdata(self) -> Path:

@@ -18,6 +18,7 @@ from leadgate.services.documents import PersistedDocuments
 from leadgate.services.event_feed import EventFeed
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
+from leadgate.services.rate_limits import RateLimiter
 from leadgate.services.webhooks import WebhookAdmin
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ LISTENER: Final = web.AppKey("listener", EventListener)
 WEBHOOKS: Final = web.AppKey("webhooks", WebhookAdmin)
 DISPATCHER: Final = web.AppKey("dispatcher", Dispatcher)
 HTTP_CLIENT: Final = web.AppKey("http_client", aiohttp.ClientSession)
+RATE_LIMITER: Final = web.AppKey("rate_limiter", RateLimiter)
 CONNECTIONS: Final[web.AppKey[ConnectionRegistry]] = web.AppKey("connections")
 # Open graphql-sse streams (graphql/sse.py): re-checked and closed at shutdown like WebSockets.
 EVENT_STREAMS: Final[web.AppKey[ConnectionRegistry]] = web.AppKey("event_streams")

@@ -131,6 +131,21 @@ class _AppState(Collector):
             # services/event_feed.py keeps them by organization; read, never changed, here.
             subscribers = sum(len(subs) for subs in feed._subscribers.values())
             yield _gauge("leadgate_subscribers", "Live subscriptions in this process.", subscribers)
+        limiter = app.get(keys.RATE_LIMITER)
+        if limiter is not None:
+            refused = CounterMetricFamily(
+                "leadgate_rate_limited",
+                "Requests and operations refused over a rate limit, by policy.",
+                labels=["policy"],
+            )
+            for policy in ("credential", "organization"):
+                refused.add_metric([policy], limiter.refused[policy])
+            yield refused
+            yield _counter(
+                "leadgate_rate_limit_store_failures",
+                "Redis calls of the rate limiter that failed (each process then limits alone).",
+                limiter.store_failures,
+            )
         listener = app.get(keys.LISTENER)
         if listener is not None:
             yield _counter(

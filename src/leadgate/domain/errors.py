@@ -16,6 +16,8 @@ AppError                          (code, HTTP status, message; `retryable` ones 
  ├── PayloadTooLarge              413 PAYLOAD_TOO_LARGE   body over the documented limit
  ├── ValidationFailed             422 VALIDATION_ERROR    input or document fails validation
  ├── IdempotencyKeyReused         422 IDEMPOTENCY_KEY_REUSED  same key, different request
+ ├── RateLimited                  429 RATE_LIMITED        over the credential's or organization's
+ │                                                        rate (`Retry-After`)
  ├── HeadersTooLarge              431 HEADERS_TOO_LARGE   a header or all of them over the limit
  ├── ServiceUnavailable           503 SERVICE_UNAVAILABLE database lost, shutdown, statement
  │                                                        timeout: retry (`Retry-After`)
@@ -38,8 +40,9 @@ class AppError(Exception):
     code: ClassVar[str] = "INTERNAL"
     status: ClassVar[int] = 500
     default_message: ClassVar[str] = "Internal error"
-    # Seconds a client should wait before retrying (the `Retry-After` header), when it may.
-    retry_after: ClassVar[int | None] = None
+    # Seconds a client should wait before retrying (the `Retry-After` header), when it may;
+    # per instance where the wait is known only when refusing (RateLimited).
+    retry_after: int | None = None
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -156,6 +159,21 @@ class IdempotencyKeyReused(AppError):
     code = "IDEMPOTENCY_KEY_REUSED"
     status = 422
     default_message = "This Idempotency-Key was already used with a different request"
+
+
+class RateLimited(AppError):
+    """Over a rate limit (README "Rate limits"): retry after `retry_after` seconds."""
+
+    code = "RATE_LIMITED"
+    status = 429
+
+    def __init__(self, retry_after: int, policies: tuple[str, ...]) -> None:
+        self.retry_after = retry_after
+        self.policies = policies
+        super().__init__(
+            f"Over the {' and '.join(policies)} rate limit; retry in {retry_after} s "
+            f"(RateLimit and RateLimit-Policy headers tell the budget)"
+        )
 
 
 class HeadersTooLarge(AppError):

@@ -11,6 +11,7 @@ from uuid import UUID
 from leadgate.domain.lead_fields import Lead as Lead
 from leadgate.domain.lead_fields import LeadPriority as LeadPriority
 from leadgate.domain.lead_fields import LeadSource as LeadSource
+from leadgate.domain.rate_limits import Rate
 
 # viewer reads and subscribes; editor also writes leads; admin also manages webhooks and keys.
 Role = Literal["viewer", "editor", "admin"]
@@ -33,6 +34,8 @@ class Principal:
     role: Role
     # None for an operator at the command line (neither an API key nor a user).
     actor: Actor | None
+    # The credential's own rate limit (`leadgate api-key create --rate`), over the default.
+    rate: Rate | None = None
 
     @property
     def can_write(self) -> bool:

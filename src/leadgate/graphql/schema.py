@@ -20,6 +20,7 @@ from strawberry.types.graphql import OperationType
 
 from leadgate import request_context
 from leadgate.db.failures import unavailable
+from leadgate.domain.errors import AppError, RateLimited
 from leadgate.graphql.compiled import Fallback, Plan, PlanCache
 from leadgate.graphql.errors import annotate
 from leadgate.graphql.gate import Admitted, Gate, Limits, Refused
@@ -28,6 +29,7 @@ from leadgate.graphql.query import Query
 from leadgate.graphql.scalars import DateTime
 from leadgate.graphql.subscription import Subscription
 from leadgate.graphql.webhooks import WebhookMutation, WebhookQuery
+from leadgate.services.rate_limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,17 @@ class LeadgateSchema(strawberry.Schema):
     """Strawberry's schema behind the gate (graphql/gate.py: every limit and check before
     any resolver runs), running queries through compiled plans where it can."""
 
-    def __init__(self, *args: Any, limits: Limits, compiled: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        limits: Limits,
+        compiled: bool = True,
+        rates: RateLimiter | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.gate = Gate(self._schema, limits)
+        self.rates = rates
         self._plans = PlanCache(self, ()) if compiled else None
         # Operations a plan answered, and plans that had to hand over to strawberry (a
         # `Fallback` while running): metrics (leadgate/metrics.py).
@@ -76,6 +86,9 @@ class LeadgateSchema(strawberry.Schema):
             return RefusedResult(refused)
         _report_cost(context_value, admitted.cost)
         _note_operation(admitted)
+        over = await self._debit(context_value, admitted)
+        if over is not None:
+            return RefusedResult(over)
         plan = self.plan(query, operation_name) if query else None
         if plan is not None and root_value is None:
             # Only the plan's own Fallback is caught: any other exception is a bug in the plan,
@@ -119,6 +132,9 @@ class LeadgateSchema(strawberry.Schema):
         except Refused as refused:
             return _refused_stream(refused)
         _note_operation(admitted)
+        over = await self._debit(context_value, admitted)
+        if over is not None:
+            return _refused_stream(over)
         plan = self.plan(query, operation_name) if query else None
         if (
             plan is not None
@@ -162,6 +178,21 @@ class LeadgateSchema(strawberry.Schema):
             if aclose is not None:
                 await aclose()
 
+    async def _debit(self, context: Any, admitted: Admitted) -> Refused | None:
+        """Debit the operation's cost from its caller's rate-limit buckets before anything
+        runs (services/rate_limits.py); the refusal when over the limit. An unauthenticated
+        caller is refused by its resolvers, not here."""
+        caller = getattr(context, "caller", None)
+        if self.rates is None or caller is None:
+            return None
+        try:
+            verdict = await self.rates.debit(caller, admitted.cost["requested"])
+        except AppError as cause:  # a cost no bucket could ever hold
+            return Refused(cause, cost=admitted.cost)
+        if verdict is None or verdict.allowed:
+            return None
+        return _rate_limited(verdict.refusal())
+
     def _fell_back(self, query: str | None, exc: Exception) -> None:
         self.fallbacks += 1
         # The reason is what made the plan fall back, when it was an exception.
@@ -200,6 +231,15 @@ async def _refused_stream(refused: Refused) -> AsyncGenerator[ExecutionResult, N
     yield PreExecutionError(data=None, errors=refused.errors)
 
 
+def _rate_limited(cause: RateLimited) -> Refused:
+    extensions = {"code": cause.code, "retryAfter": cause.retry_after}
+    error = GraphQLError(cause.message, original_error=cause, extensions=extensions)
+    refused = Refused(cause, [error])
+    # Not the document's fault: 429 whatever media type the client accepts.
+    refused.of_document = False
+    return refused
+
+
 def _note_operation(admitted: Admitted) -> None:
     operation = admitted.operation
     name = operation.name.value if operation.name is not None else None
@@ -217,7 +257,9 @@ def _report_cost(context: Any, cost: dict[str, int] | None) -> None:
         extensions["cost"] = cost
 
 
-def build_schema(*, limits: Limits | None = None, compiled: bool = True) -> LeadgateSchema:
+def build_schema(
+    *, limits: Limits | None = None, compiled: bool = True, rates: RateLimiter | None = None
+) -> LeadgateSchema:
     # Factories: an extension is made per request; the parse and validation caches live at
     # module level in strawberry and so outlive each request.
     extensions: list[Callable[[], SchemaExtension]] = [
@@ -232,6 +274,7 @@ def build_schema(*, limits: Limits | None = None, compiled: bool = True) -> Lead
         extensions=extensions,
         limits=limits or Limits(),
         compiled=compiled,
+        rates=rates,
     )
 
 

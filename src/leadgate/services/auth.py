@@ -20,6 +20,7 @@ from leadgate.domain.api_keys import (
 )
 from leadgate.domain.errors import NotFound, Unauthenticated
 from leadgate.domain.models import Actor, Principal
+from leadgate.domain.rate_limits import Rate
 from leadgate.services.tokens import (
     NOT_ACCEPTED,
     UNKNOWN_ORGANIZATION,
@@ -54,7 +55,9 @@ async def create_api_key(
     can_write: bool,
     name: str = "",
     live: bool = True,
+    rate: Rate | None = None,
 ) -> CreatedKey:
+    """A new key; `rate` is its own rate limit (None: the deployment's default applies)."""
     key = generate_key(live=live)
     async with pool.acquire() as conn, conn.transaction():
         if not await organizations.organization_exists(conn, organization_id):
@@ -66,6 +69,7 @@ async def create_api_key(
             prefix=key[:PREFIX_LENGTH],
             key_hash=key_hash(key),
             can_write=can_write,
+            rate=rate,
         )
     return CreatedKey(id=key_id, key=key)
 

@@ -8,10 +8,12 @@ from uuid import UUID
 import asyncpg
 
 from leadgate.domain.models import Actor, Principal
+from leadgate.domain.rate_limits import Rate
 
 INSERT_API_KEY: Final = """
-INSERT INTO api_keys (organization_id, name, prefix, key_hash, can_write)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO api_keys
+    (organization_id, name, prefix, key_hash, can_write, rate_per_second, rate_burst)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING id
 """
 
@@ -21,7 +23,7 @@ UPDATE api_keys
 SET last_used_at = now()
 WHERE key_hash = $1
   AND revoked_at IS NULL
-RETURNING id, organization_id, can_write
+RETURNING id, organization_id, can_write, rate_per_second, rate_burst
 """
 
 REVOKE_API_KEY: Final = """
@@ -41,9 +43,17 @@ async def insert_api_key(
     prefix: str,
     key_hash: bytes,
     can_write: bool,
+    rate: Rate | None = None,
 ) -> UUID:
     key_id: UUID = await conn.fetchval(
-        INSERT_API_KEY, organization_id, name, prefix, key_hash, can_write
+        INSERT_API_KEY,
+        organization_id,
+        name,
+        prefix,
+        key_hash,
+        can_write,
+        rate.per_second if rate is not None else None,
+        rate.burst if rate is not None else None,
     )
     return key_id
 
@@ -57,6 +67,11 @@ async def principal_for_hash(conn: asyncpg.Connection, key_hash: bytes) -> Princ
         organization_id=row["organization_id"],
         role="admin" if row["can_write"] else "viewer",
         actor=Actor(type="api_key", id=str(row["id"])),
+        rate=(
+            Rate(row["rate_per_second"], row["rate_burst"])
+            if row["rate_per_second"] is not None
+            else None
+        ),
     )
 
 
