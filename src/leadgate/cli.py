@@ -215,6 +215,28 @@ def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> None:
     say(_dev_token(settings, args.org, role=args.role, ttl_seconds=args.ttl))
 
 
+# Where a source checkout (and an editable install) keeps the example board.
+BOARD_DIR: Final = Path(__file__).resolve().parents[2] / "examples" / "pipeline-board"
+
+
+def cmd_board(_settings: Settings, args: argparse.Namespace) -> None:
+    """Serve the pipeline board's static files from an origin of its own (README)."""
+    directory: Path = args.dir
+    index = directory / "index.html"
+    if not index.is_file():
+        raise AppError(f"no board in {directory} (pass --dir examples/pipeline-board)")
+
+    async def page(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index)
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_static("/", directory)
+    board = f"http://{args.host}:{args.port}/?api={args.api}"
+    say(f"Board:     {board}   (paste the Dev token that `make run` prints)")
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     applied = asyncio.run(_migrate(settings))
     if args.json:
@@ -474,6 +496,26 @@ def build_parser() -> argparse.ArgumentParser:
     hook_rm.add_argument("id", type=UUID)
     hook_rm.set_defaults(run=cmd_webhook_rm)
 
+    token = commands.add_parser(
+        "dev-token",
+        help="mint a development token for a frontend (trusted by `serve --demo` only)",
+    )
+    token.add_argument("--org", type=UUID, required=True, help="organization id")
+    token.add_argument("--role", choices=ROLES, default="editor")
+    token.add_argument("--ttl", type=_duration, default=3600.0, help="e.g. 15m, 1h (default)")
+    token.set_defaults(run=cmd_dev_token)
+
+    board = commands.add_parser(
+        "board", help="serve the example pipeline board (examples/pipeline-board)"
+    )
+    board.add_argument("--host", default="127.0.0.1")
+    board.add_argument("--port", type=int, default=8081)
+    board.add_argument(
+        "--api", default="http://127.0.0.1:8080", help="the gateway, put in the printed URL"
+    )
+    board.add_argument("--dir", type=Path, default=BOARD_DIR, help="the board's files")
+    board.set_defaults(run=cmd_board)
+
     docs = commands.add_parser("documents", help="persisted documents").add_subparsers(
         dest="documents_command", required=True, metavar="ACTION"
     )
@@ -484,15 +526,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     docs_add.add_argument("file", type=Path)
     docs_add.set_defaults(run=cmd_documents_add)
-
-    token = commands.add_parser(
-        "dev-token",
-        help="mint a development token for a frontend (trusted by `serve --demo` only)",
-    )
-    token.add_argument("--org", type=UUID, required=True, help="organization id")
-    token.add_argument("--role", choices=ROLES, default="editor")
-    token.add_argument("--ttl", type=_duration, default=3600.0, help="e.g. 15m, 1h (default)")
-    token.set_defaults(run=cmd_dev_token)
 
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.set_defaults(run=cmd_export_schema)
