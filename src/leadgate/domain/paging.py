@@ -178,11 +178,6 @@ class KeysetQuery:
     filter: LeadFilter = field(default_factory=LeadFilter)
     updated_since: datetime | None = None
 
-    @property
-    def unfiltered(self) -> bool:
-        """Counts every lead of the organization (so the maintained total answers it)."""
-        return not self.search_terms and self.filter == LeadFilter() and self.updated_since is None
-
 
 @dataclass(frozen=True, slots=True)
 class KeysetPage:
@@ -194,10 +189,6 @@ class KeysetPage:
 
     def cursor(self, record: LeadRecord) -> str:
         return record_cursor(record, self.order)
-
-    @property
-    def start_cursor(self) -> str | None:
-        return self.cursor(self.records[0]) if self.records else None
 
     @property
     def end_cursor(self) -> str | None:
