@@ -11,7 +11,7 @@ from aiohttp import web
 
 from leadgate import cors, health, keys, logs, metrics, protocol, ratelimit, tracing
 from leadgate.config import Settings
-from leadgate.db.pool import create_pool, database_url
+from leadgate.db.pool import create_pool, direct_database_url
 from leadgate.db.statements import StatementCounter
 from leadgate.events.dispatcher import Dispatcher
 from leadgate.events.listener import EventIds, EventListener
@@ -100,8 +100,9 @@ async def _event_listener(app: web.Application) -> AsyncIterator[None]:
         dispatcher.wake()
         await feed.publish(ids)
 
+    # LISTEN is session state: never through a transaction-mode pooler.
     listener = EventListener(
-        database_url(app[keys.SETTINGS]), on_events=on_events, on_reconnect=feed.resync
+        direct_database_url(app[keys.SETTINGS]), on_events=on_events, on_reconnect=feed.resync
     )
     app[keys.LISTENER] = listener
     async with _background(listener.run()):
@@ -184,9 +185,11 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.STATEMENTS] = StatementCounter()
     app[keys.RATE_LIMITER] = limiter
-    if tracing.enabled():
+    if tracing.enabled(settings.tracing):
         tracing.install(app)
+    cors.install(app, policy)
     connections = app[keys.CONNECTIONS] = ConnectionRegistry()
+    streams = app[keys.EVENT_STREAMS] = ConnectionRegistry()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_rate_limits)
     app.cleanup_ctx.append(_connection_checks)
