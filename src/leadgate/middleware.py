@@ -32,7 +32,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CLIENT_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 # Served under --demo only: the public keys of `leadgate dev-token` (app.py).
 DEMO_JWKS_PATH: Final = "/.well-known/jwks.json"
-_PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics", DEMO_JWKS_PATH})
+# The /v1 OpenAPI document describes the API, not anyone's data (rest/openapi.py).
+_PUBLIC_PATHS: Final = frozenset(
+    {"/healthz", "/readyz", "/metrics", DEMO_JWKS_PATH, "/v1/openapi.json"}
+)
 # aiohttp's own parser limits sit above ours, so that what lies between them is answered in
 # the envelope (its own refusal is a plain-text page); see README "Limits".
 PARSER_FIELD_LIMIT: Final = 64 * 1024

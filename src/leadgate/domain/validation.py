@@ -233,7 +233,7 @@ def _reference(c: _Checker, field: str) -> UUID | None:
 
 
 # The longest amount string taken when the table gives no max_length.
-_AMOUNT_LENGTH: Final = 32
+AMOUNT_LENGTH: Final = 32
 
 
 def _check(f: FieldSpec) -> Check:
@@ -246,7 +246,7 @@ def _check(f: FieldSpec) -> Check:
     if rule is Rule.EMAIL and length is not None:
         return _email(name, length)
     if rule is Rule.AMOUNT:
-        return _amount(name, length or _AMOUNT_LENGTH)
+        return _amount(name, length or AMOUNT_LENGTH)
     if rule is Rule.CHOICE and f.enum is not None:
         return _enum(name, f.enum)
     if rule is Rule.TAGS:

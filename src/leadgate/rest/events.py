@@ -17,7 +17,8 @@ routes = web.RouteTableDef()
 async def list_events(request: web.Request) -> web.Response:
     types = request.query.get("types")
     raw_limit = request.query.get("limit", "100")
-    if not raw_limit.isdigit():
+    # ASCII digits only: str.isdigit() also takes "¹", which int() refuses (was a 500).
+    if not (raw_limit.isascii() and raw_limit.isdigit()):
         raise ValidationFailed([FieldError("limit", "must be an integer")])
     query = paging.event_query(
         after=request.query.get("after"),

@@ -1,0 +1,765 @@
+"""GET /v1/openapi.json: the OpenAPI 3.1 document of /v1, derived, not written twice (issue 11 #4).
+
+What the code already declares is read from it: the lead's attributes and the create/update
+bodies from the lead field table (domain/lead_fields.py) with the limits the validators hold
+(domain/validation.py, domain/paging.py, domain/idempotency.py); the error codes of each status
+from the error tree (domain/errors.py); GET /v1/leads' query parameters from the names the
+handler accepts (rest/leads.py LIST_PARAMETERS). What only a reader needs (summaries, which
+errors a route can answer) is declared once per route in OPERATIONS. tests/test_openapi.py
+holds OPERATIONS against the routes of the /v1 application, so a route cannot go undocumented.
+
+The document describes the API, not anyone's data: it is served without a key (middleware.py).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+import orjson
+from aiohttp import web
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
+from leadgate.domain import errors, paging, validation
+from leadgate.domain.idempotency import MAX_KEY_LENGTH
+from leadgate.domain.lead_fields import (
+    CREATE_INPUTS,
+    LEAD_FIELDS,
+    UPDATE_INPUTS,
+    FieldSpec,
+    LeadPriority,
+    LeadSource,
+    Rule,
+)
+from leadgate.domain.webhooks import EVENT_TYPES
+from leadgate.rest.leads import LIST_PARAMETERS
+
+Schema = dict[str, Any]
+PATH: Final = "/openapi.json"
+routes = web.RouteTableDef()
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+# --- strings as the validators take them --------------------------------------------------
+# domain/validation.py's _CONTROL (lone surrogates cannot reach it: they are not valid JSON).
+_CONTROLS: Final = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_PLAIN: Final = f"[^{_CONTROLS}]"
+_VISIBLE: Final = rf"[^\s{_CONTROLS}]"
+PLAIN_TEXT: Final = f"^{_PLAIN}*$"
+# Plain text with at least one character that is not white space (it survives trimming).
+NOT_BLANK: Final = f"^{_PLAIN}*{_VISIBLE}{_PLAIN}*$"
+# White space the validators trim (and that is not a control character).
+_SPACE: Final = rf"[^\S{_CONTROLS}]"
+_AMOUNT: Final = r"[0-9]{1,15}(\.[0-9]{1,4})?"
+# domain/validation.py's _HTML_TAG, refused inside a business name.
+_NO_HTML: Final = r"^(?![\s\S]*(<\s*/?\s*[A-Za-z][^<>]*>|<!--))"
+_BLANK: Final = f"^{_SPACE}*$"
+
+
+def _any_case(word: str) -> str:
+    """`word` in any letter case (ECMA-262 patterns have no inline flags)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+# email_validator refuses the special-use domains of RFC 6761 (and subdomains of them).
+SPECIAL_USE_EMAIL: Final = (
+    "[@.](" + "|".join(_any_case(d).replace(".", r"\.") for d in SPECIAL_USE_DOMAIN_NAMES) + ")$"
+)
+
+
+def _input_schema(f: FieldSpec) -> Schema:
+    """What the validator that the table's rule names accepts for one input."""
+    rule, length = f.decl.rule, f.decl.max_length
+    if rule is Rule.TEXT and length is not None:
+        # Trimmed; an empty (or blank) string clears the field, like null.
+        schema = {"type": "string", "maxLength": length, "pattern": PLAIN_TEXT}
+    elif rule is Rule.BUSINESS_NAME and length is not None:
+        schema = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": length,
+            "pattern": NOT_BLANK,
+            "allOf": [{"pattern": _NO_HTML}],
+        }
+    elif rule is Rule.EMAIL and length is not None:
+        schema = {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "format": "email",
+                    "maxLength": length,
+                    "not": {"pattern": SPECIAL_USE_EMAIL},
+                },
+                {"type": "string", "pattern": _BLANK, "maxLength": length},
+            ]
+        }
+    elif rule is Rule.AMOUNT:
+        schema = {
+            "type": "string",
+            "maxLength": length or validation.AMOUNT_LENGTH,
+            "pattern": f"^{_SPACE}*({_AMOUNT})?{_SPACE}*$",
+        }
+    elif rule is Rule.CHOICE and f.enum is not None:
+        return {"type": "string", "enum": [str(m.value) for m in f.enum]}
+    elif rule is Rule.TAGS:
+        return {
+            "type": "array",
+            "maxItems": validation.MAX_TAGS,
+            "items": {
+                "type": "string",
+                "maxLength": validation.MAX_TAG_LENGTH,
+                "pattern": NOT_BLANK,
+            },
+        }
+    elif rule is Rule.OBJECT:
+        return _ref("CustomFields")
+    elif rule is Rule.REFERENCE:
+        schema = {"type": "string", "format": "uuid"}
+    else:
+        raise TypeError(f"lead field {f.column}: no schema for rule {rule}")
+    return _nullable(schema)
+
+
+def _described(f: FieldSpec, schema: Schema, *, create: bool) -> Schema:
+    notes = [n for n in (f.decl.description, f.decl.input_description if create else None) if n]
+    if f.decl.rule is Rule.REFERENCE:
+        notes.append("must name one of your organization's records (else 422)")
+    return {**schema, "description": "; ".join(notes)} if notes else schema
+
+
+def _body(inputs: tuple[FieldSpec, ...], *, create: bool) -> Schema:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            f.input_name: _described(f, _input_schema(f), create=create) for f in inputs
+        },
+    }
+
+
+def _json_value(depth: int) -> Schema:
+    """A customFields value at `depth` (validation._json_problem: controls, 64-bit integers,
+    at most MAX_CUSTOM_FIELDS_DEPTH nested objects and arrays)."""
+    scalars: list[Schema] = [
+        {"type": "string", "pattern": PLAIN_TEXT},
+        {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+    if depth < validation.MAX_CUSTOM_FIELDS_DEPTH:
+        inner = _ref(f"JsonValue{depth + 1}")
+        scalars += [
+            {"type": "array", "items": inner},
+            {
+                "type": "object",
+                "propertyNames": {"pattern": PLAIN_TEXT},
+                "additionalProperties": inner,
+            },
+        ]
+    return {"anyOf": scalars}
+
+
+# --- the lead as REST shows it (domain/representation.py) ----------------------------------
+_TYPES: Final[dict[Any, Schema]] = {
+    str: {"type": "string"},
+    int: {"type": "integer"},
+    bool: {"type": "boolean"},
+    UUID: {"type": "string", "format": "uuid"},
+    datetime: {"type": "string", "format": "date-time"},
+    list[str]: {"type": "array", "items": {"type": "string"}},
+    dict[str, Any]: {"type": "object"},
+}
+
+
+def _output_schema(f: FieldSpec) -> Schema:
+    kind = f.enum
+    schema = (
+        {"type": "string", "enum": [str(m.value) for m in kind]}
+        if kind is not None
+        else dict(_TYPES[f.python_type])
+    )
+    if f.decl.description:
+        schema["description"] = f.decl.description
+    return _nullable(schema) if f.nullable else schema
+
+
+# The relations' attributes (representation._RELATIONS renders them by hand).
+_RELATION_ATTRIBUTES: Final[dict[str, dict[str, Schema]]] = {
+    "stage_id": {"stage": _ref("Stage")},
+    "primary_advisor_id": {
+        "primaryAdvisorId": {"type": ["string", "null"], "format": "uuid"},
+        "primaryAdvisorName": {"type": ["string", "null"]},
+    },
+}
+
+
+def _attributes() -> Schema:
+    properties: dict[str, Schema] = {}
+    for f in LEAD_FIELDS:
+        if f.rest_name is None or f.column == "id":
+            continue
+        if f.decl.relation:
+            properties.update(_RELATION_ATTRIBUTES[f.column])
+        else:
+            properties[f.rest_name] = _output_schema(f)
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+# --- errors (domain/errors.py) --------------------------------------------------------------
+def _error_classes(
+    root: type[errors.AppError] = errors.AppError,
+) -> Iterator[type[errors.AppError]]:
+    yield root
+    for sub in root.__subclasses__():
+        yield from _error_classes(sub)
+
+
+_CODES_BY_STATUS: Final[dict[int, tuple[str, ...]]] = {}
+for _error in _error_classes():
+    _codes = _CODES_BY_STATUS.setdefault(_error.status, ())
+    if _error.code not in _codes:
+        _CODES_BY_STATUS[_error.status] = (*_codes, _error.code)
+# DESIGN §4's 429 until the rate limits' error joins the tree (issue 11 #3).
+_CODES_BY_STATUS.setdefault(429, ("RATE_LIMITED",))
+# Codes that only GraphQL answers (Apollo's persisted-query protocol, subscriptions).
+_GRAPHQL_ONLY: Final = frozenset(
+    {
+        "PERSISTED_QUERY_NOT_FOUND",
+        "PERSISTED_QUERY_REQUIRED",
+        "SUBSCRIBER_TOO_SLOW",
+        "QUERY_TOO_COMPLEX",
+    }
+)
+
+
+_IDEMPOTENCY: Final = frozenset({"IDEMPOTENCY_KEY_IN_USE", "IDEMPOTENCY_KEY_REUSED"})
+
+
+def _codes(status: int, *, writes: bool) -> list[str]:
+    skip = _GRAPHQL_ONLY if writes else _GRAPHQL_ONLY | _IDEMPOTENCY
+    return [c for c in _CODES_BY_STATUS[status] if c not in skip]
+
+
+# --- headers -------------------------------------------------------------------------------
+def _header(description: str, schema: Schema | None = None, *, required: bool = False) -> Schema:
+    return {
+        "description": description,
+        "required": required,
+        "schema": schema or {"type": "string"},
+    }
+
+
+HEADERS: Final[dict[str, Schema]] = {
+    "X-Request-Id": _header(
+        "This request's id (yours when you sent a safe X-Request-Id); logs carry it",
+        required=True,
+    ),
+    "RateLimit-Policy": _header("The quota policies that apply (IETF RateLimit header fields)"),
+    "RateLimit": _header(
+        "What is left of the quota, and when it resets (IETF RateLimit header fields)"
+    ),
+    "Retry-After": _header("Seconds to wait before retrying", {"type": "integer", "minimum": 0}),
+    "Idempotent-Replayed": _header(
+        "`true` when this is the stored answer of an earlier request with this Idempotency-Key",
+        {"type": "string", "enum": ["true"]},
+    ),
+    "Allow": _header("The methods this path takes"),
+    "WWW-Authenticate": _header("The authentication scheme: Bearer"),
+}
+_ALWAYS: Final = ("X-Request-Id", "RateLimit-Policy", "RateLimit")
+_STATUS_HEADERS: Final[dict[int, tuple[str, ...]]] = {
+    401: ("WWW-Authenticate",),
+    405: ("Allow",),
+    429: ("Retry-After",),
+    503: ("Retry-After",),
+}
+
+
+def _headers(*names: str) -> dict[str, Schema]:
+    return {n: {"$ref": f"#/components/headers/{n}"} for n in (*_ALWAYS, *names)}
+
+
+# --- operations ----------------------------------------------------------------------------
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _enum_values(kind: type[enum.Enum]) -> list[str]:
+    return [str(m.value) for m in kind]
+
+
+# Every parameter GET /v1/leads may take, by the name the handler accepts; the document lists
+# those of LIST_PARAMETERS, in its order (a name missing here fails below, at import).
+LIST_QUERY: Final[dict[str, Schema]] = {
+    "page": _query(
+        "page",
+        {"type": "integer", "minimum": 1, "maximum": paging.MAX_PAGE, "default": 1},
+        "Page number",
+    ),
+    "limit": _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": paging.MAX_LIMIT, "default": 20},
+        f"Items per page (max {paging.MAX_LIMIT})",
+    ),
+    "search": _query(
+        "search",
+        {"type": "string"},
+        "Full-text search across business name, contact name, and email (prefix matching; "
+        f"the first {paging.MAX_SEARCH_TERMS} words count)",
+    ),
+    "stageId": _query("stageId", {"type": "string", "format": "uuid"}, "Leads in this stage"),
+    "priority": _query(
+        "priority", {"type": "string", "enum": _enum_values(LeadPriority)}, "Leads of this priority"
+    ),
+    "advisorId": _query(
+        "advisorId", {"type": "string", "format": "uuid"}, "Leads assigned to this advisor"
+    ),
+    "tag": _query(
+        "tag",
+        {"type": "string", "minLength": 1, "pattern": PLAIN_TEXT},
+        "Leads carrying this tag",
+    ),
+    "source": _query(
+        "source", {"type": "string", "enum": _enum_values(LeadSource)}, "Leads from this source"
+    ),
+    "cursor": _query(
+        "cursor",
+        {"type": "string"},
+        "Opaque keyset cursor: `meta.nextCursor` of the previous page",
+    ),
+    "updatedSince": _query(
+        "updatedSince",
+        {"type": "string", "format": "date-time"},
+        "Only leads changed at or after this instant, ordered by (updatedAt, id)",
+    ),
+}
+_LIST_STRICTNESS: Final = (
+    "Every criterion given must hold. Any other query parameter, a parameter given twice, or a "
+    "malformed value is a 422 VALIDATION_ERROR whose `fields` name each offending parameter "
+    "(a misspelt filter never silently returns the unfiltered list)."
+)
+EVENTS_QUERY: Final = (
+    _query(
+        "after",
+        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        "Start after this event id (`meta.nextAfter` of the previous page)",
+    ),
+    {
+        **_query(
+            "types",
+            {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+            "Only these event types, comma-separated",
+        ),
+        "style": "form",
+        "explode": False,
+    },
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": paging.MAX_EVENTS, "default": 100},
+        f"Events per page (max {paging.MAX_EVENTS})",
+    ),
+)
+IDEMPOTENCY_KEY: Final[Schema] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes the write safe to retry: the same key and request answer the stored response "
+        "(`Idempotent-Replayed: true`) without a second write; the same key with another "
+        "request is 422 IDEMPOTENCY_KEY_REUSED; one still running is 409 "
+        "IDEMPOTENCY_KEY_IN_USE. Kept 24 hours, per organization."
+    ),
+    # Printable ASCII; HTTP itself trims white space at either end.
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": r"^[!-~]([ -~]*[!-~])?$",
+    },
+}
+LEAD_ID: Final[Schema] = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "Lead ID (anything else, or another organization's lead, is 404)",
+    "schema": {"type": "string", "format": "uuid"},
+}
+# Statuses every authenticated /v1 route can answer.
+_COMMON_ERRORS: Final = (401, 429, 431, 500, 503)
+_WRITE_ERRORS: Final = (400, 403, 409, 413, 422)
+
+
+def _reference_body(name: str, *, nullable: bool, description: str) -> Schema:
+    value: Schema = {"type": "string", "format": "uuid"}
+    return {
+        "type": "object",
+        "required": [name],
+        "additionalProperties": False,
+        "properties": {
+            name: {**(_nullable(value) if nullable else value), "description": description}
+        },
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One /v1 route as the document shows it. `path` is the route's, under /v1."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    description: str
+    status: int
+    data: Schema
+    errors: tuple[int, ...]
+    parameters: tuple[Schema, ...] = ()
+    body: Schema | None = None
+    writes: bool = False
+    meta: Schema = field(default_factory=lambda: _ref("Meta"))
+
+
+_LEAD_LINKS: Final = ("getLead", "updateLead", "moveLead", "assignLead")
+
+
+def _list_parameters() -> tuple[Schema, ...]:
+    missing = [n for n in LIST_PARAMETERS if n not in LIST_QUERY]
+    if missing:
+        raise TypeError(f"GET /v1/leads takes {missing}: declare them in rest/openapi.LIST_QUERY")
+    return tuple(LIST_QUERY[n] for n in LIST_PARAMETERS)
+
+
+def _list_meta() -> Schema:
+    properties: dict[str, Schema] = {
+        "total": {"type": "integer", "minimum": 0},
+        # null on a keyset page (cursor or updatedSince): a cursor says where it starts.
+        "page": {"type": ["integer", "null"], "minimum": 1},
+        "limit": {"type": "integer", "minimum": 1},
+        "hasMore": {"type": "boolean"},
+        "requestId": {"type": "string"},
+    }
+    if "cursor" in LIST_PARAMETERS:
+        properties["nextCursor"] = {
+            "type": ["string", "null"],
+            "description": "Pass it back as `cursor` for the next page; null on the last",
+        }
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+OPERATIONS: Final = (
+    Operation(
+        "get",
+        "/leads",
+        "listLeads",
+        "List leads",
+        "A page of your organization's leads, newest first (spec: List Leads), narrowed by "
+        "GraphQL's LeadFilter criteria. " + _LIST_STRICTNESS,
+        200,
+        {"type": "array", "items": _ref("Lead")},
+        (422,),
+        parameters=_list_parameters(),
+        meta=_list_meta(),
+    ),
+    Operation(
+        "get",
+        "/leads/{id}",
+        "getLead",
+        "Get a lead",
+        "One lead by its UUID.",
+        200,
+        _ref("Lead"),
+        (404,),
+        parameters=(LEAD_ID,),
+    ),
+    Operation(
+        "post",
+        "/leads",
+        "createLead",
+        "Create a lead",
+        "Every field is optional; unknown fields are refused. Strings are trimmed and an empty "
+        "optional string is stored as null. Fires lead.created.",
+        201,
+        _ref("Lead"),
+        _WRITE_ERRORS,
+        body=_ref("CreateLead"),
+        writes=True,
+    ),
+    Operation(
+        "patch",
+        "/leads/{id}",
+        "updateLead",
+        "Update a lead",
+        "Only the fields given change; null clears one. source, stageId, assignToAdvisorId and "
+        "contactId are refused (move and assign change the stage and the advisor). Fires "
+        "lead.updated when something changed.",
+        200,
+        _ref("Lead"),
+        (*_WRITE_ERRORS, 404),
+        parameters=(LEAD_ID,),
+        body=_ref("UpdateLead"),
+        writes=True,
+    ),
+    Operation(
+        "post",
+        "/leads/{id}/move",
+        "moveLead",
+        "Move a lead to a stage",
+        "Not in the original API (GraphQL moveLead). Fires lead.status_changed.",
+        200,
+        _ref("Lead"),
+        (*_WRITE_ERRORS, 404),
+        parameters=(LEAD_ID,),
+        body=_reference_body("stageId", nullable=False, description="A stage of your pipeline"),
+        writes=True,
+    ),
+    Operation(
+        "post",
+        "/leads/{id}/assign",
+        "assignLead",
+        "Assign a lead to an advisor",
+        "Not in the original API (GraphQL assignLead). Fires lead.assigned.",
+        200,
+        _ref("Lead"),
+        (*_WRITE_ERRORS, 404),
+        parameters=(LEAD_ID,),
+        body=_reference_body("advisorId", nullable=True, description="An advisor; null unassigns"),
+        writes=True,
+    ),
+    Operation(
+        "get",
+        "/events",
+        "listEvents",
+        "Backfill events",
+        "Your organization's events of the last 30 days in commit order, after a cursor.",
+        200,
+        {"type": "array", "items": _ref("Event")},
+        (422,),
+        parameters=EVENTS_QUERY,
+        meta={
+            "type": "object",
+            "required": ["nextAfter", "requestId"],
+            "properties": {
+                "nextAfter": {"type": "string", "description": "Pass it back as `after`"},
+                "requestId": {"type": "string"},
+            },
+        },
+    ),
+)
+
+
+def _error_response(status: int, *, writes: bool) -> Schema:
+    codes = _codes(status, writes=writes)
+    return {
+        "description": ", ".join(codes),
+        "headers": _headers(*_STATUS_HEADERS.get(status, ())),
+        "content": {
+            "application/json": {
+                "schema": {
+                    "allOf": [
+                        _ref("ErrorEnvelope"),
+                        {"properties": {"error": {"properties": {"code": {"enum": codes}}}}},
+                    ]
+                }
+            }
+        },
+    }
+
+
+def _operation(op: Operation) -> Schema:
+    success_headers = _headers("Idempotent-Replayed") if op.writes else _headers()
+    success: Schema = {
+        "description": "OK",
+        "headers": success_headers,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data", "meta"],
+                    "properties": {"data": op.data, "meta": op.meta},
+                }
+            }
+        },
+    }
+    if op.data == _ref("Lead"):
+        success["links"] = {
+            name: {"operationId": name, "parameters": {"id": "$response.body#/data/id"}}
+            for name in _LEAD_LINKS
+        }
+    statuses = sorted({*op.errors, *_COMMON_ERRORS, 405})
+    responses: Schema = {str(op.status): success}
+    responses.update({str(s): _error_response(s, writes=op.writes) for s in statuses})
+    document: Schema = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "description": op.description,
+        "tags": ["events" if op.path == "/events" else "leads"],
+        "parameters": [*op.parameters, *((IDEMPOTENCY_KEY,) if op.writes else ())],
+        "responses": responses,
+    }
+    if op.body is not None:
+        document["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": op.body}},
+        }
+    return document
+
+
+def _components() -> Schema:
+    schemas: dict[str, Schema] = {
+        "Lead": {
+            "type": "object",
+            "required": ["id", "type", "attributes"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "type": {"const": "lead"},
+                "attributes": _attributes(),
+            },
+        },
+        "Stage": {
+            "type": "object",
+            "required": ["id", "stageKey", "stageLabel", "color", "semanticSlot"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "stageKey": {"type": "string"},
+                "stageLabel": {"type": "string"},
+                "color": {"type": "string"},
+                "semanticSlot": {"type": "string"},
+            },
+        },
+        "Event": {
+            "type": "object",
+            "required": ["id", "type", "leadId", "sequence", "occurredAt", "data"],
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                "leadId": {"type": "string", "format": "uuid"},
+                "sequence": {"type": "integer"},
+                "occurredAt": {"type": "string", "format": "date-time"},
+                "data": {"type": "object"},
+            },
+        },
+        "CreateLead": _body(CREATE_INPUTS, create=True),
+        "UpdateLead": _body(UPDATE_INPUTS, create=False),
+        "CustomFields": {
+            "type": "object",
+            "description": (
+                f"Key-value pairs: at most {validation.MAX_CUSTOM_FIELDS_BYTES} bytes as JSON, "
+                f"{validation.MAX_CUSTOM_FIELDS_DEPTH} levels deep, integers of 64 bits, no "
+                "control characters"
+            ),
+            "propertyNames": {"pattern": PLAIN_TEXT},
+            "additionalProperties": _ref("JsonValue1"),
+        },
+        "Meta": {
+            "type": "object",
+            "required": ["requestId"],
+            "properties": {"requestId": {"type": "string"}},
+        },
+        "ErrorEnvelope": {
+            "type": "object",
+            "required": ["error", "meta"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "fields": {
+                            "type": "array",
+                            "description": "VALIDATION_ERROR: each failing field",
+                            "items": {
+                                "type": "object",
+                                "required": ["field", "message"],
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "meta": _ref("Meta"),
+            },
+        },
+    }
+    for depth in range(1, validation.MAX_CUSTOM_FIELDS_DEPTH + 1):
+        schemas[f"JsonValue{depth}"] = _json_value(depth)
+    return {
+        "schemas": schemas,
+        "headers": HEADERS,
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "API key (lw_live_…) or JWT",
+                "description": (
+                    "An API key (`lw_…`; a read key may only read) or an end-user JWT whose "
+                    "role (viewer, editor, admin) decides what it may do"
+                ),
+            }
+        },
+    }
+
+
+def build_document() -> Schema:
+    paths: dict[str, Schema] = {}
+    for op in OPERATIONS:
+        paths.setdefault(f"/v1{op.path}", {})[op.method] = _operation(op)
+    paths[f"/v1{PATH}"] = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    "headers": _headers(),
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "leadgate REST mirror",
+            "version": "1",
+            "description": (
+                "The /v1 mirror of the original Leads API: `{data, meta}` on success, "
+                "`{error: {code, message, fields?}, meta: {requestId}}` on failure."
+            ),
+        },
+        "paths": paths,
+        "components": _components(),
+        "security": [{"bearer": []}],
+    }
+
+
+DOCUMENT: Final = orjson.dumps(build_document())
+
+
+@routes.get(PATH)
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.Response(body=DOCUMENT, content_type="application/json")
