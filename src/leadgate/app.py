@@ -11,7 +11,7 @@ from aiohttp import web
 
 from leadgate import cors, health, keys, logs, metrics, protocol, ratelimit, tracing
 from leadgate.config import Settings
-from leadgate.db.pool import create_pool, database_url
+from leadgate.db.pool import create_pool, direct_database_url
 from leadgate.db.statements import StatementCounter
 from leadgate.events.dispatcher import Dispatcher
 from leadgate.events.listener import EventIds, EventListener
@@ -100,8 +100,9 @@ async def _event_listener(app: web.Application) -> AsyncIterator[None]:
         dispatcher.wake()
         await feed.publish(ids)
 
+    # LISTEN is session state: never through a transaction-mode pooler.
     listener = EventListener(
-        database_url(app[keys.SETTINGS]), on_events=on_events, on_reconnect=feed.resync
+        direct_database_url(app[keys.SETTINGS]), on_events=on_events, on_reconnect=feed.resync
     )
     app[keys.LISTENER] = listener
     async with _background(listener.run()):

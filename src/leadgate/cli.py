@@ -9,6 +9,7 @@ import gc
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -19,11 +20,11 @@ from uuid import UUID
 import asyncpg
 from aiohttp import web
 
-from leadgate import logs
+from leadgate import logs, supervisor
 from leadgate.app import create_app
 from leadgate.config import InvalidSetting, Settings
 from leadgate.db.migrate import migrate
-from leadgate.db.pool import create_pool, database_url, init_connection
+from leadgate.db.pool import create_pool, database_url, direct_database_url, init_connection
 from leadgate.domain.documents import manifest_documents
 from leadgate.domain.errors import AppError
 from leadgate.domain.models import ROLES, Principal, Role
@@ -84,7 +85,8 @@ async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitabl
 
 
 async def _migrate(settings: Settings) -> list[str]:
-    conn = await asyncpg.connect(database_url(settings))
+    # The migration lock is a session advisory lock: never through a transaction-mode pooler.
+    conn = await asyncpg.connect(direct_database_url(settings))
     try:
         await init_connection(conn)
         return await migrate(conn)
@@ -167,6 +169,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         )
     if token is not None:
         say(f"Dev token: {token}   (editor, 1 h; more: leadgate dev-token --org <id>)")
+    if args.workers == 1:
+        _serve(settings, host=args.host, port=args.port)
+        return
+    # Migrated and prepared above, once; each worker is a whole gateway on the shared socket.
+    # The embedded server (if any) belongs to this process: workers get its URL in settings.
+    workers = supervisor.Supervisor(
+        count=args.workers,
+        sock=supervisor.listen(args.host, args.port),
+        serve=lambda sock: _serve(settings, sock=sock),
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+    )
+    raise SystemExit(workers.run())
+
+
+def _serve(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    sock: socket.socket | None = None,
+) -> None:
     app = create_app(settings)
     app.on_startup.append(_settle_heap)
     # Access logging costs every request a formatted line; on with LEADGATE_ACCESS_LOG=1.
@@ -174,8 +197,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     # SIGTERM: stop accepting, close WebSockets (1001), give in-flight requests this long.
     web.run_app(
         app,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
+        sock=sock,
         print=None,
         access_log=access_log,
         shutdown_timeout=settings.shutdown_timeout_seconds,
@@ -433,6 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="local demo: ensure the demo organization (200 leads), print a fresh write "
         "key and pre-fill GraphiQL with it, allow http webhook targets. Without it nothing "
         "is created and GraphiQL embeds no key",
+    )
+    serve.add_argument(
+        "--workers",
+        type=supervisor.worker_count,
+        default=1,
+        metavar="N",
+        help="gateway processes sharing the port under a supervisor that replaces any that "
+        "dies (`auto`: one per CPU; default 1: this process serves)",
     )
     serve.set_defaults(run=cmd_serve)
 

@@ -199,6 +199,21 @@ class Settings:
         "PostgreSQL ≥ 15 to use; unset → embedded server (pgserver)",
         repr=False,
     )
+    # The listener's LISTEN and the migration lock are session state a transaction-mode
+    # pooler cannot keep: they bypass it (README "Running in production", issue 13 #2).
+    direct_database_url: str | None = optional_setting(
+        "LEADGATE_DIRECT_DATABASE_URL",
+        DATABASE,
+        "PostgreSQL itself when DATABASE_URL is a pooler (PgBouncer): for LISTEN and the "
+        "migration lock; unset → DATABASE_URL",
+        repr=False,
+    )
+    pgbouncer: bool | None = optional_setting(
+        "LEADGATE_PGBOUNCER",
+        FLAG,
+        "`1`: DATABASE_URL is a transaction-mode pooler (no prepared statements kept, no "
+        "session settings at connect); unset → on when LEADGATE_DIRECT_DATABASE_URL is set",
+    )
     data_dir: Path = setting(
         Path(".leadgate"),
         "LEADGATE_DATA_DIR",
@@ -467,6 +482,13 @@ class Settings:
         "process counts on its own. Unreachable: each process limits on its own meanwhile",
         repr=False,
     )
+
+    @property
+    def behind_pooler(self) -> bool:
+        """Whether DATABASE_URL leads to a transaction-mode pooler rather than PostgreSQL."""
+        if self.pgbouncer is not None:
+            return self.pgbouncer
+        return self.direct_database_url is not None
 
     @property
     def embedded_pgdata(self) -> Path:

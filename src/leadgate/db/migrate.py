@@ -2,7 +2,8 @@
 
 Every migration runs in its own transaction and is recorded in `schema_migrations` in that
 same transaction. The whole run holds a session advisory lock, so processes starting at once
-queue up instead of applying one migration twice.
+queue up instead of applying one migration twice. A session lock needs a session of its own:
+`conn` must be PostgreSQL itself, never a transaction-mode pooler's (LEADGATE_DIRECT_DATABASE_URL).
 """
 
 from __future__ import annotations

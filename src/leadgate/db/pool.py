@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 import orjson
@@ -13,11 +14,27 @@ from leadgate.config import Settings
 from leadgate.db.embedded import embedded_database_url
 from leadgate.db.statements import StatementCounter
 
+log = logging.getLogger(__name__)
+
 
 def database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return embedded_database_url(settings.embedded_pgdata)
+
+
+def direct_database_url(settings: Settings) -> str:
+    """PostgreSQL itself, never a pooler: for session state (LISTEN, session advisory locks)."""
+    return settings.direct_database_url or database_url(settings)
+
+
+# Under transaction pooling a connection's session is any server connection's, so these are
+# PgBouncer's to set on its server connections (`connect_query`); the pool checks they hold.
+_POOLED_SETTINGS: Final = """
+SELECT name, setting
+FROM pg_settings
+WHERE name = ANY($1::text[])
+"""
 
 
 def _dumps(value: Any) -> str:
@@ -41,6 +58,16 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """
 
 
+def _session_settings(settings: Settings) -> dict[str, str]:
+    return {
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "lock_timeout": str(settings.lock_timeout_ms),
+        # Statements with optional filters (`$n IS NULL OR ...`) need a plan for the values
+        # at hand: a generic plan keeps every branch and misses the right index.
+        "plan_cache_mode": "force_custom_plan",
+    }
+
+
 async def create_pool(
     settings: Settings, *, counter: StatementCounter | None = None, url: str | None = None
 ) -> asyncpg.Pool:
@@ -49,6 +76,15 @@ async def create_pool(
         if counter is not None:
             conn.add_query_logger(counter)
 
+    pooled = settings.behind_pooler
+    # Behind PgBouncer in transaction mode a named prepared statement lives on one server
+    # connection and the next transaction may get another (PgBouncer keeps them only from
+    # 1.21, `max_prepared_statements`; Debian 12 has 1.18): unnamed statements only. PgBouncer
+    # refuses startup parameters it does not know, and would not keep them per client anyway.
+    # Unnamed statements are planned for their values each time, as plan_cache_mode asks.
+    server_settings = {"application_name": "leadgate"}
+    if not pooled:
+        server_settings.update(_session_settings(settings))
     pool = MeasuredPool(
         url or database_url(settings),
         min_size=settings.pool_min_size,
@@ -61,17 +97,30 @@ async def create_pool(
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
-        server_settings={
-            "statement_timeout": str(settings.statement_timeout_ms),
-            "lock_timeout": str(settings.lock_timeout_ms),
-            # Statements with optional filters (`$n IS NULL OR ...`) need a plan for the values
-            # at hand: a generic plan keeps every branch and misses the right index.
-            "plan_cache_mode": "force_custom_plan",
-            "application_name": "leadgate",
-        },
+        statement_cache_size=0 if pooled else 100,
+        server_settings=server_settings,
     )
     await pool
+    if pooled:
+        await _check_pooled_settings(pool, settings)
     return pool
+
+
+async def _check_pooled_settings(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Warn when the pooler's server connections lack the timeouts this process would set."""
+    wanted = _session_settings(settings)
+    del wanted["plan_cache_mode"]  # moot: unnamed statements get a custom plan anyway
+    rows = await pool.fetch(_POOLED_SETTINGS, list(wanted))
+    found = {r["name"]: r["setting"] for r in rows}
+    for name, value in wanted.items():
+        if found.get(name) != value:
+            log.warning(
+                "behind a pooler %s is %s, not %s: set it on PgBouncer's server connections "
+                '(connect_query) or the database role (README "Running in production")',
+                name,
+                found.get(name),
+                value,
+            )
 
 
 class MeasuredPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type hints
