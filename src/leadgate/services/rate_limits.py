@@ -43,6 +43,8 @@ REDIS_PREFIX: Final = "leadgate:rate:"
 REDIS_TIMEOUT_SECONDS: Final = 0.5
 # After a failure, Redis is asked again only this much later (no timeout per request).
 REDIS_RETRY_SECONDS: Final = 1.0
+# Connections to Redis per process; a request beyond waits for one (within the timeout).
+REDIS_CONNECTIONS: Final = 32
 
 # KEYS: the buckets; ARGV: cost, then each bucket's points per second and burst. Returns
 # {allowed (1/0), tokens left in each bucket (as text: Lua numbers would be truncated)}.
@@ -160,11 +162,14 @@ class RedisBuckets:
     """Buckets shared by every process, in Redis (TAKE_SCRIPT)."""
 
     def __init__(self, url: str) -> None:
-        self._client = redis.asyncio.Redis.from_url(
+        self._connections = redis.asyncio.BlockingConnectionPool.from_url(
             url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_TIMEOUT_SECONDS,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         )
+        self._client = redis.asyncio.Redis(connection_pool=self._connections)
         self._script = self._client.register_script(TAKE_SCRIPT)
 
     async def take(self, policies: Sequence[Policy], cost: float) -> tuple[bool, list[float]]:
@@ -176,6 +181,7 @@ class RedisBuckets:
 
     async def close(self) -> None:
         await self._client.aclose()
+        await self._connections.disconnect()
 
 
 class Tally:
