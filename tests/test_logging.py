@@ -90,7 +90,7 @@ async def test_json_access_lines_carry_the_request_fields(
     ]
     assert access["level"] == "INFO"
     assert access["organization"] == str(tenant.id)
-    assert access["credential_id"] == str(created.id)
+    assert access["credential_id"] == f"api_key:{created.id}"
     assert access["operation_name"] == "Leads"
     assert access["status"] == 200
     assert access["duration_ms"] > 0

@@ -72,7 +72,10 @@ def _fields(context: RequestContext | None) -> dict[str, object]:
     return {
         "request_id": context.request_id,
         "organization": str(principal.organization_id) if principal else None,
-        "credential_id": str(principal.api_key_id) if principal and principal.api_key_id else None,
+        # "api_key:<id>" or "user:<sub>": which credential acted, never the credential itself.
+        "credential_id": f"{principal.actor.type}:{principal.actor.id}"
+        if principal and principal.actor
+        else None,
         "operation_name": context.operation_name,
         "status": context.status,
         "duration_ms": round((time.perf_counter() - context.started) * 1000, 3),
