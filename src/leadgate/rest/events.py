@@ -22,7 +22,9 @@ async def list_events(request: web.Request) -> web.Response:
         raise ValidationFailed([FieldError("limit", "must be an integer")])
     query = paging.event_query(
         after=request.query.get("after"),
-        types=[t for t in types.split(",") if t] if types else None,
+        # Every comma-separated item must be an event type: `types=` or `a,,b` is refused,
+        # not read as "every type" (a typo must not widen the feed).
+        types=types.split(",") if types is not None else None,
         limit=int(raw_limit),
     )
     principal = keys.request_principal(request)

@@ -229,11 +229,16 @@ def _error_classes(
         yield from _error_classes(sub)
 
 
-_CODES_BY_STATUS: Final[dict[int, tuple[str, ...]]] = {}
-for _error in _error_classes():
-    _codes = _CODES_BY_STATUS.setdefault(_error.status, ())
-    if _error.code not in _codes:
-        _CODES_BY_STATUS[_error.status] = (*_codes, _error.code)
+def _codes_by_status() -> dict[int, tuple[str, ...]]:
+    found: dict[int, tuple[str, ...]] = {}
+    for error in _error_classes():
+        codes = found.setdefault(error.status, ())
+        if error.code not in codes:
+            found[error.status] = (*codes, error.code)
+    return found
+
+
+_CODES_BY_STATUS: Final = _codes_by_status()
 # DESIGN §4's 429 until the rate limits' error joins the tree (issue 11 #3).
 _CODES_BY_STATUS.setdefault(429, ("RATE_LIMITED",))
 # Codes that only GraphQL answers (Apollo's persisted-query protocol, subscriptions).
@@ -368,7 +373,11 @@ EVENTS_QUERY: Final = (
     {
         **_query(
             "types",
-            {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(EVENT_TYPES)},
+            },
             "Only these event types, comma-separated",
         ),
         "style": "form",
@@ -440,7 +449,17 @@ class Operation:
     meta: Schema = field(default_factory=lambda: _ref("Meta"))
 
 
-_LEAD_LINKS: Final = ("getLead", "updateLead", "moveLead", "assignLead")
+def _lead_links() -> Schema:
+    """From any answer with a lead to what can be done with it (schemathesis' stateful runs
+    follow them): move it to the stage it is in, assign it to the advisor it has."""
+    lead = "$response.body#/data"
+    links: Schema = {
+        name: {"operationId": name, "parameters": {"id": f"{lead}/id"}}
+        for name in ("getLead", "updateLead", "moveLead", "assignLead")
+    }
+    links["moveLead"]["requestBody"] = {"stageId": f"{lead}/attributes/stage/id"}
+    links["assignLead"]["requestBody"] = {"advisorId": f"{lead}/attributes/primaryAdvisorId"}
+    return links
 
 
 def _list_parameters() -> tuple[Schema, ...]:
@@ -602,10 +621,7 @@ def _operation(op: Operation) -> Schema:
         },
     }
     if op.data == _ref("Lead"):
-        success["links"] = {
-            name: {"operationId": name, "parameters": {"id": "$response.body#/data/id"}}
-            for name in _LEAD_LINKS
-        }
+        success["links"] = _lead_links()
     statuses = sorted({*op.errors, *_COMMON_ERRORS, 405})
     responses: Schema = {str(op.status): success}
     responses.update({str(s): _error_response(s, writes=op.writes) for s in statuses})
