@@ -279,6 +279,13 @@ async def layout(page: Page) -> list[dict[str, Any]]:
     return columns
 
 
+async def some_card(page: Page, *, last: bool = False) -> dict[str, Any]:
+    """The first (or last) card on the board."""
+    cards: list[dict[str, Any]] = [c for column in await layout(page) for c in column["cards"]]
+    assert cards, "the board shows no card"
+    return cards[-1 if last else 0]
+
+
 async def until_in_column(page: Page, lead_id: str, stage_id: str) -> None:
     await page.wait_for_function(
         """([lead, stage]) => document.querySelector(
@@ -370,6 +377,7 @@ async def test_the_board_signs_in_with_a_dev_token_and_shows_the_demo_leads_by_s
             advisor,
         )
     assert [int(c["count"]) for c in columns] == [len(c["cards"]) for c in columns]
+    assert board_page.console == []  # no failed request, no warning
     board_page.assert_stayed_offline()
 
 
@@ -379,7 +387,7 @@ async def test_a_move_made_through_rest_by_another_client_shows_on_the_board_wit
     page = board_page.page
     await open_board(page, deployment.board, deployment)
     await until_live(page)
-    lead_id = (await layout(page))[0]["cards"][0]["id"]
+    lead_id = (await some_card(page))["id"]
     stage_id = await stage_through_rest(deployment, lead_id)
 
     latencies: list[float] = []
@@ -398,13 +406,54 @@ async def test_a_move_made_through_rest_by_another_client_shows_on_the_board_wit
     board_page.assert_stayed_offline()
 
 
+async def test_leads_created_renamed_and_assigned_by_another_client_update_their_cards(
+    board_page: BoardPage, deployment: Deployment
+) -> None:
+    page = board_page.page
+    await open_board(page, deployment.board, deployment)
+    await until_live(page)
+    key, tenant = deployment.tenant.write_key, deployment.tenant
+    first_stage = str(tenant.stage_ids[0])
+
+    status, body, _ = await deployment.api.rest(
+        "POST", "/v1/leads", key, json={"businessName": "Board Bakery", "requestedAmount": "12500"}
+    )
+    assert status == 201, body
+    lead_id = body["data"]["id"]
+    card = f".column[data-stage-id='{first_stage}'] .card[data-lead-id='{lead_id}']"
+    await page.wait_for_selector(card)
+    assert await page.text_content(f"{card} .name") == "Board Bakery"
+    assert await page.text_content(f"{card} .amount") == "$12,500"
+    assert await page.text_content(f"{card} .advisor") == "Unassigned"
+
+    status, body, _ = await deployment.api.rest(
+        "PATCH", f"/v1/leads/{lead_id}", key, json={"businessName": "Board Bakery & Sons"}
+    )
+    assert status == 200, body
+    await page.wait_for_function(
+        "s => document.querySelector(s)?.textContent === 'Board Bakery & Sons'",
+        arg=f"{card} .name",
+    )
+    advisor = str(tenant.advisor_ids[0])
+    status, body, _ = await deployment.api.rest(
+        "POST", f"/v1/leads/{lead_id}/assign", key, json={"advisorId": advisor}
+    )
+    assert status == 200, body
+    name = body["data"]["attributes"]["primaryAdvisorName"]
+    await page.wait_for_function(
+        "([s, name]) => document.querySelector(s)?.textContent === name",
+        arg=[f"{card} .advisor", name],
+    )
+    board_page.assert_stayed_offline()
+
+
 async def test_a_move_picked_on_the_board_is_visible_through_rest(
     board_page: BoardPage, deployment: Deployment
 ) -> None:
     page = board_page.page
     await open_board(page, deployment.board, deployment)
     await until_live(page)
-    card = (await layout(page))[0]["cards"][-1]
+    card = await some_card(page, last=True)
     target = another_stage(deployment, card["selected"], step=2)
 
     def is_move(request: Request) -> bool:
@@ -498,7 +547,7 @@ async def test_after_a_dropped_websocket_the_board_resumes_after_the_last_event_
     await page.context.route_web_socket(ws_url, relay)
     await open_board(page, deployment.board, deployment)
     await until_live(page)
-    lead_id = (await layout(page))[0]["cards"][0]["id"]
+    lead_id = (await some_card(page))["id"]
     stage_id = await stage_through_rest(deployment, lead_id)
     seen_stage, missed_stage = another_stage(deployment, stage_id), stage_id
     await rest_move(deployment, lead_id, seen_stage)
