@@ -49,6 +49,8 @@ class Proxy:
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
     websocket_upgrades: int = 0
+    # While set, WebSocket upgrades are answered 503 (a node that is down).
+    refuse_websockets: bool = False
     _sockets: set[web.WebSocketResponse] = field(default_factory=set)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
@@ -81,11 +83,13 @@ class Proxy:
     def seen_on(self, path: str) -> list[Seen]:
         return [s for s in self.seen if s.path == path]
 
-    async def drop_websockets(self) -> int:
-        """Close every client WebSocket abruptly (1011, as a crashed node would); how many."""
+    async def drop_websockets(
+        self, code: int = aiohttp.WSCloseCode.INTERNAL_ERROR, reason: bytes = b"proxy dropped"
+    ) -> int:
+        """Close every client WebSocket (by default with 1011, as a crashed node would)."""
         open_now = list(self._sockets)
         for ws in open_now:
-            await ws.close(code=aiohttp.WSCloseCode.INTERNAL_ERROR, message=b"proxy dropped")
+            await ws.close(code=code, message=reason)
         return len(open_now)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -125,9 +129,11 @@ class Proxy:
         )
         return answer
 
-    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         self.websocket_upgrades += 1
+        if self.refuse_websockets:
+            return web.Response(status=503)
         client = web.WebSocketResponse(protocols=("graphql-transport-ws",))
         await client.prepare(request)
         self._sockets.add(client)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Self
@@ -99,7 +99,7 @@ class AsyncLeads:
         advisor_id: str | None = None,
         tag: str | None = None,
         source: str | None = None,
-    ) -> AsyncIterator[Lead]:
+    ) -> AsyncGenerator[Lead, None]:
         """Every matching lead once, following keyset cursors page by page: leads written
         during the scan neither repeat nor push others out of it."""
         cursor: str | None = None
@@ -185,7 +185,7 @@ class AsyncEvents:
 
     async def iterate(
         self, *, after: str | None = None, types: Sequence[str] | None = None, page_size: int = 100
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Every event after `after` that exists now, page by page."""
         while True:
             page = await self.list(after=after, types=types, limit=page_size)
@@ -252,7 +252,7 @@ class AsyncClient:
 
     async def iterate_connection(
         self, query: str, variables: Mapping[str, Any] | None = None, *, connection: str
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Every node of a Relay connection (e.g. `leadsConnection`), page after page: `query`
         takes `$after: String` and selects `<connection> { pageInfo { hasNextPage endCursor }
         edges { node { … } } }` at the top level."""
@@ -281,7 +281,7 @@ class AsyncClient:
         types: Sequence[str] | None = None,
         lead_id: str | None = None,
         stage_id: str | None = None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """`async for event in client.lead_events(after=…)`: every event after `after`, then
         live ones, resumed with the last event's id across disconnections (a 4401 raises
         Unauthenticated)."""

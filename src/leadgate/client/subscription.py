@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -74,7 +74,7 @@ async def lead_events(
     lead_id: str | None,
     stage_id: str | None,
     reconnect: RetryPolicy,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Every event after `after`, live, across reconnections (see the module docstring)."""
     cursor = after
     failures = 0
@@ -145,7 +145,7 @@ def _raise_if_unauthorized(ws: aiohttp.ClientWebSocketResponse, msg: aiohttp.WSM
         raise Unauthenticated("UNAUTHENTICATED", str(reason or "credentials invalid"), status=401)
 
 
-async def _frames(ws: aiohttp.ClientWebSocketResponse, drop: _Drop) -> AsyncIterator[Any]:
+async def _frames(ws: aiohttp.ClientWebSocketResponse, drop: _Drop) -> AsyncGenerator[Any, None]:
     """The `leadEvents` payloads of one connection; notes in `drop` how it ended."""
     while True:
         msg = await ws.receive()

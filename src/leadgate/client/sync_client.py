@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Generator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -41,7 +41,7 @@ class _LoopThread:
             raise RuntimeError("Client blocks: inside a running event loop use AsyncClient")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    def iterate(self, iterator: AsyncIterator[_T]) -> Iterator[_T]:
+    def iterate(self, iterator: AsyncIterator[_T]) -> Generator[_T, None, None]:
         """The async iterator's items, each awaited on the loop thread."""
         try:
             while True:
@@ -111,7 +111,7 @@ class Leads:
         advisor_id: str | None = None,
         tag: str | None = None,
         source: str | None = None,
-    ) -> Iterator[Lead]:
+    ) -> Generator[Lead, None, None]:
         return self._loop.iterate(
             self._c.leads.iterate(
                 page_size=page_size,
@@ -173,7 +173,7 @@ class Events:
 
     def iterate(
         self, *, after: str | None = None, types: Sequence[str] | None = None, page_size: int = 100
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         return self._loop.iterate(
             self._c.events.iterate(after=after, types=types, page_size=page_size)
         )
@@ -237,7 +237,7 @@ class Client:
 
     def iterate_connection(
         self, query: str, variables: Mapping[str, Any] | None = None, *, connection: str
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         return self._loop.iterate(
             self._async.iterate_connection(query, variables, connection=connection)
         )
@@ -252,7 +252,7 @@ class Client:
         types: Sequence[str] | None = None,
         lead_id: str | None = None,
         stage_id: str | None = None,
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """`for event in client.lead_events(after=…)`: see AsyncClient.lead_events."""
         return self._loop.iterate(
             self._async.lead_events(after=after, types=types, lead_id=lead_id, stage_id=stage_id)
