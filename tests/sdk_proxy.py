@@ -51,6 +51,8 @@ class Proxy:
     websocket_upgrades: int = 0
     # While set, WebSocket upgrades are answered 503 (a node that is down).
     refuse_websockets: bool = False
+    # The next WebSocket is closed with this (code, reason) right after its connection_ack.
+    farewell_after_ack: tuple[int, str] | None = None
     _sockets: set[web.WebSocketResponse] = field(default_factory=set)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
@@ -140,7 +142,8 @@ class Proxy:
         url = self.upstream.replace("http", "ws", 1) + request.path_qs
         try:
             async with self._session.ws_connect(url, protocols=("graphql-transport-ws",)) as server:
-                await asyncio.gather(_pump(client, server), _pump(server, client))
+                farewell, self.farewell_after_ack = self.farewell_after_ack, None
+                await asyncio.gather(_pump(client, server), _pump(server, client, farewell))
         finally:
             self._sockets.discard(client)
         return client
@@ -149,14 +152,20 @@ class Proxy:
 async def _pump(
     source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
     target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    farewell: tuple[int, str] | None = None,
 ) -> None:
-    """Text frames one way; a close on either side closes the other with its code."""
+    """Text frames one way; a close on either side closes the other with its code.
+    `farewell`: close `target` with it once a connection_ack has passed."""
     while True:
         msg = await source.receive()
         if msg.type == aiohttp.WSMsgType.TEXT:
             if target.closed:
                 return
             await target.send_str(msg.data)
+            if farewell is not None and '"connection_ack"' in msg.data:
+                await target.close(code=farewell[0], message=farewell[1].encode())
+                await source.close()
+                return
             continue
         if not target.closed:
             code = source.close_code or aiohttp.WSCloseCode.GOING_AWAY

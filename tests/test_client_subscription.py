@@ -87,6 +87,21 @@ async def test_a_shutdown_close_is_resumed_with_after_and_misses_nothing(
     assert proxy.websocket_upgrades >= 2
 
 
+async def test_with_no_cursor_yet_a_1001_resumes_from_the_cursor_its_reason_names(
+    client: AsyncClient, proxy: Proxy
+) -> None:
+    start = await cursor_now(client)
+    written = await client.leads.create(LeadCreate(business_name="Named By The Close"))
+    # A live subscription (no after) whose first connection closes for shutdown naming `start`:
+    # only by resuming from it does the lead written before the subscription show up.
+    proxy.farewell_after_ack = (1001, f'server shutting down; resume with after: "{start}"')
+    events = client.lead_events()
+    event = await next_event(events)
+    await events.aclose()
+    assert (event.type, event.lead_id) == ("lead.created", written.id)
+    assert proxy.websocket_upgrades == 2
+
+
 async def test_a_dropped_socket_is_resumed_with_after_and_misses_nothing(
     client: AsyncClient, proxy: Proxy
 ) -> None:
@@ -143,3 +158,16 @@ async def test_the_sync_client_iterates_events(
 
     event = await asyncio.wait_for(asyncio.to_thread(first_event), WITHIN)
     assert (event.type, event.lead_id) == ("lead.created", lead.id)
+
+
+async def test_the_request_timeout_does_not_cut_a_quiet_subscription(
+    proxy: Proxy, tenant: Tenant
+) -> None:
+    async with AsyncClient(proxy.url, api_key=tenant.write_key, timeout=0.5) as client:
+        events = client.lead_events(after=await cursor_now(client))
+        waiting = asyncio.create_task(next_event(events))
+        await asyncio.sleep(1.0)  # twice the request timeout, with nothing to deliver
+        lead = await client.leads.create(LeadCreate(business_name="After A Quiet Second"))
+        assert (await waiting).lead_id == lead.id
+        await events.aclose()
+    assert proxy.websocket_upgrades == 1
