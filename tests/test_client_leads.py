@@ -27,7 +27,7 @@ from leadgate.client import (
     Unauthenticated,
     ValidationError,
 )
-from tests.support import REST_ATTRIBUTES, Tenant
+from tests.support import REST_ATTRIBUTES, Api, Tenant
 
 T = TypeVar("T")
 
@@ -66,10 +66,22 @@ def snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
+def model_fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(Lead)} - {"id"}
+
+
 def test_the_lead_model_has_every_rest_attribute_of_the_spec() -> None:
-    fields = {f.name for f in dataclasses.fields(Lead)} - {"id"}
     # The REST shape's stage is one object; the model keeps it whole as a Stage.
-    assert fields == {snake(a) for a in REST_ATTRIBUTES}
+    assert {snake(a) for a in REST_ATTRIBUTES} <= model_fields()
+
+
+async def test_the_lead_model_has_every_attribute_the_gateway_sends(
+    api: Api, client: AsyncClient, tenant: Tenant
+) -> None:
+    lead = await client.leads.create(LeadCreate(business_name="Every Attribute"))
+    status, body, _ = await api.rest("GET", f"/v1/leads/{lead.id}", tenant.read_key)
+    assert status == 200
+    assert {snake(a) for a in body["data"]["attributes"]} <= model_fields()
 
 
 async def test_create_get_update_move_assign_through_the_async_client(

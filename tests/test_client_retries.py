@@ -5,7 +5,9 @@ SDK retries with the same idempotency key, honours Retry-After and stops when it
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
@@ -21,6 +23,7 @@ from leadgate.client import (
     RetryPolicy,
     ServiceUnavailable,
 )
+from leadgate.client.retry import parse_retry_after
 from tests.sdk_proxy import Fault, Proxy
 from tests.support import Tenant
 
@@ -159,3 +162,26 @@ async def test_a_graphql_query_is_retried_after_a_429(client: AsyncClient, proxy
     proxy.faults = [Fault(429, "RATE_LIMITED")]
     stages = await client.stages()
     assert len(stages) == 6 and [a.answered for a in proxy.seen] == [429, 200]
+
+
+def test_backoff_is_full_jitter_under_a_doubling_ceiling() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0)
+    rng = random.Random(11)  # noqa: S311 - seeded, for a reproducible spread
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)]:
+        waits = [policy.delay(attempt, None, rng=rng) for _ in range(200)]
+        assert all(w is not None and 0.0 <= w <= ceiling for w in waits)
+        assert max(w or 0.0 for w in waits) > ceiling * 0.9  # spread over the whole range
+    assert policy.delay(10, None) is None
+
+
+def test_a_retry_after_is_a_floor_under_the_jitter() -> None:
+    policy = RetryPolicy(base_delay=0.01)
+    assert policy.delay(1, 2.0) == 2.0
+
+
+def test_retry_after_as_an_http_date_is_the_seconds_until_then() -> None:
+    now = datetime(2026, 10, 21, 7, 28, 0, tzinfo=UTC)
+    assert parse_retry_after("Wed, 21 Oct 2026 07:28:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Wed, 21 Oct 2026 07:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("soon") is None

@@ -61,6 +61,7 @@ class LeadUpdate(_Input):
     priority: str | None | _Unset = UNSET
     tags: Sequence[str] | None | _Unset = UNSET
     custom_fields: Mapping[str, Any] | None | _Unset = UNSET
+    external_ids: Mapping[str, str] | None | _Unset = UNSET
 
 
 @dataclass(frozen=True, kw_only=True)

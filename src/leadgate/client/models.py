@@ -114,6 +114,9 @@ class Lead:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    # Lead lifecycle (issue 12): None from a gateway that does not send them yet.
+    merged_into: str | None = None
+    archived_at: datetime | None = None
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Lead:
@@ -152,6 +155,8 @@ class Lead:
             created_by=_text(a.get("createdBy")),
             created_at=_required_time(a.get("createdAt")),
             updated_at=_required_time(a.get("updatedAt")),
+            merged_into=_text(a.get("mergedInto")),
+            archived_at=_time(a.get("archivedAt")),
         )
 
 
