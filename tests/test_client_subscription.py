@@ -12,7 +12,15 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from leadgate import keys
-from leadgate.client import AsyncClient, Client, Event, LeadCreate, RetryPolicy, Unauthenticated
+from leadgate.client import (
+    AsyncClient,
+    Client,
+    Event,
+    LeadCreate,
+    RetryPolicy,
+    Unauthenticated,
+    ValidationError,
+)
 from tests.sdk_proxy import Proxy
 from tests.support import Tenant
 
@@ -170,4 +178,12 @@ async def test_the_request_timeout_does_not_cut_a_quiet_subscription(
         lead = await client.leads.create(LeadCreate(business_name="After A Quiet Second"))
         assert (await waiting).lead_id == lead.id
         await events.aclose()
+    assert proxy.websocket_upgrades == 1
+
+
+async def test_a_subscription_the_gateway_refuses_raises_its_error(
+    client: AsyncClient, proxy: Proxy
+) -> None:
+    with pytest.raises(ValidationError):
+        await next_event(client.lead_events(types=["lead.exploded"]))
     assert proxy.websocket_upgrades == 1

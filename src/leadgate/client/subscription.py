@@ -12,6 +12,7 @@ credential cannot succeed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -58,6 +59,7 @@ class _Drop:
     cursor: str | None = None
     retry_after: float | None = None
     completed: bool = False  # the server ended the subscription: nothing more will come
+    error: LeadgateError | None = None  # what to raise if no reconnection is left
 
 
 def _later(a: str | None, b: str | None) -> str | None:
@@ -99,13 +101,14 @@ async def lead_events(
                         "payload": {"query": LEAD_EVENTS, "variables": variables},
                     }
                 )
-                async for item in _frames(ws, drop):
-                    event = Event.from_document(item)
-                    # A replay after a reconnection never repeats what was yielded.
-                    if cursor is not None and int(event.id) <= int(cursor):
-                        continue
-                    cursor = event.id
-                    yield event
+                async with contextlib.aclosing(_frames(ws, drop)) as frames:
+                    async for item in frames:
+                        event = Event.from_document(item)
+                        # A replay after a reconnection never repeats what was yielded.
+                        if cursor is not None and int(event.id) <= int(cursor):
+                            continue
+                        cursor = event.id
+                        yield event
                 if drop.completed:
                     return
         except aiohttp.WSServerHandshakeError as exc:
@@ -121,7 +124,7 @@ async def lead_events(
         failures += 1
         delay = reconnect.delay(failures, drop.retry_after)
         if delay is None:
-            raise TransportError(
+            raise drop.error or TransportError(
                 "TRANSPORT", f"the subscription could not reconnect after {failures} attempts"
             )
         await asyncio.sleep(delay)
@@ -191,3 +194,5 @@ def _resumable_or_raise(errors: Sequence[Mapping[str, Any]], drop: _Drop) -> Non
     drop.cursor = str(named) if named is not None else cursor_in(error.message)
     retry_after = extensions.get("retryAfter")
     drop.retry_after = float(retry_after) if isinstance(retry_after, int | float) else None
+    drop.error = error
+    error.retry_after = drop.retry_after
