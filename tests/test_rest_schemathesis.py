@@ -25,10 +25,10 @@ from typing import Any, Final
 import asyncpg
 import pytest
 import requests
-from requests.structures import CaseInsensitiveDict
 import schemathesis
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
+from requests.structures import CaseInsensitiveDict
 from schemathesis.checks import CheckContext
 from schemathesis.core.result import Ok
 from schemathesis.core.transport import Response
@@ -52,7 +52,7 @@ RUN: Final = settings(
     suppress_health_check=list(HealthCheck),
 )
 STATEFUL: Final = settings(
-    max_examples=15,
+    max_examples=40,
     stateful_step_count=6,
     deadline=None,
     database=None,
@@ -167,14 +167,23 @@ async def test_every_operation_passes_every_check(
     await asyncio.to_thread(run_operation, label, mode, url, tenant.write_key)
 
 
-def run_stateful(url: str, key: str) -> None:
+def run_stateful(url: str, key: str) -> set[tuple[str, int]]:
+    """The scenarios; what they did, as (operation, status) pairs."""
     KEY.append(key)
+    seen: set[tuple[str, int]] = set()
+    # The document's own links only: links schemathesis infers (from GET /v1/events to a lead)
+    # would make the events list the only entry point, and no scenario would create a lead.
+    SCHEMA.config.phases.stateful.inference.algorithms = []
     with requests.Session() as session:
         machine = SCHEMA.as_state_machine()
 
         class Scenarios(machine):  # type: ignore[misc, valid-type]
             def before_call(self, case: Case[Any]) -> None:
                 fresh_idempotency_key(case, GenerationMode.POSITIVE)
+
+            def after_call(self, response: Response, case: Case[Any]) -> None:
+                super().after_call(response, case)
+                seen.add((case.operation.label, response.status_code))
 
             def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
                 return {
@@ -198,6 +207,7 @@ def run_stateful(url: str, key: str) -> None:
                 )
 
         Scenarios.run(settings=STATEFUL)
+    return seen
 
 
 async def test_stateful_scenarios_along_the_links_pass_every_check(
@@ -205,11 +215,20 @@ async def test_stateful_scenarios_along_the_links_pass_every_check(
 ) -> None:
     url = str(server.make_url("")).rstrip("/")
 
-    await asyncio.to_thread(run_stateful, url, tenant.write_key)
+    seen = await asyncio.to_thread(run_stateful, url, tenant.write_key)
+
+    # The links were followed: a lead created, then read, changed and moved through them.
+    assert {
+        ("POST /v1/leads", 201),
+        ("GET /v1/leads/{id}", 200),
+        ("PATCH /v1/leads/{id}", 200),
+        ("POST /v1/leads/{id}/move", 200),
+        ("POST /v1/leads/{id}/assign", 200),
+    } <= seen
 
 
 def test_the_links_lead_from_a_created_lead_to_its_operations() -> None:
     links = SCHEMA.raw_schema["paths"]["/v1/leads"]["post"]["responses"]["201"]["links"]
 
-    assert set(links) == {"getLead", "updateLead", "moveLead", "assignLead"}
+    assert set(links) >= {"getLead", "updateLead", "moveLead", "assignLead"}
     assert {"GET /v1/leads/{id}", "POST /v1/leads"} <= set(OPERATIONS)
