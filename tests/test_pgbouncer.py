@@ -14,11 +14,10 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -70,9 +69,8 @@ def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
-def write_config(directory: Path, server_url: str, database: str, port: int) -> Path:
-    host, server_port = server_address(server_url)
-    target = f"host={host} port={server_port} dbname={database} user=postgres"
+def write_config(directory: Path, host: str, port: int, database: str, listen_port: int) -> Path:
+    target = f"host={host} port={port} dbname={database} user=postgres"
     settings = (
         f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}; SET lock_timeout = {LOCK_TIMEOUT_MS}"
     )
@@ -84,7 +82,7 @@ def write_config(directory: Path, server_url: str, database: str, port: int) -> 
         f"{BARE_ALIAS} = {target}\n"
         "[pgbouncer]\n"
         "listen_addr = 127.0.0.1\n"
-        f"listen_port = {port}\n"
+        f"listen_port = {listen_port}\n"
         "unix_socket_dir =\n"
         "auth_type = trust\n"
         f"auth_file = {directory / 'userlist.txt'}\n"
@@ -98,26 +96,60 @@ def write_config(directory: Path, server_url: str, database: str, port: int) -> 
     return ini
 
 
-@contextlib.contextmanager
-def pgbouncer(server_url: str, database: str) -> Iterator[Bouncer]:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def tcp_address(server_url: str) -> AsyncIterator[tuple[str, int]]:
+    """Where PgBouncer can reach the server: its TCP address, or for a unix socket (the
+    embedded server's, in a directory only root may enter, and PgBouncer runs as nobody) a
+    loopback port relayed to it."""
+    host, port = server_address(server_url)
+    if not host.startswith("/"):
+        yield host, port
+        return
+    socket_path = f"{host}/.s.PGSQL.{port}"
+
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_unix_connection(socket_path)
+        await asyncio.gather(
+            _pipe(client_r, server_w), _pipe(server_r, client_w), return_exceptions=True
+        )
+
+    relay_server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield "127.0.0.1", relay_server.sockets[0].getsockname()[1]
+    finally:
+        relay_server.close()
+
+
+@contextlib.asynccontextmanager
+async def pgbouncer(server_url: str, database: str) -> AsyncIterator[Bouncer]:
     # Not pytest's tmp_path: its parents are private to root, and PgBouncer refuses to run as
     # root, so it runs as nobody and must be able to read (and log) here.
     directory = Path(tempfile.mkdtemp(prefix="leadgate-pgbouncer-"))
-    port = free_port()
-    ini = write_config(directory, server_url, database, port)
-    as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    process = subprocess.Popen([PGBOUNCER, *as_user, str(ini)])  # noqa: S603 - fixed arguments
-    try:
-        url = f"postgresql://postgres@127.0.0.1:{port}"
-        yield Bouncer(url=f"{url}/{database}", bare_url=f"{url}/{BARE_ALIAS}")
-    finally:
-        process.send_signal(signal.SIGINT)  # "safe shutdown"
+    listen_port = free_port()
+    async with tcp_address(server_url) as (host, port):
+        ini = write_config(directory, host, port, database, listen_port)
+        as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        process = await asyncio.create_subprocess_exec(PGBOUNCER, *as_user, str(ini))
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(directory, ignore_errors=True)
+            url = f"postgresql://postgres@127.0.0.1:{listen_port}"
+            yield Bouncer(url=f"{url}/{database}", bare_url=f"{url}/{BARE_ALIAS}")
+        finally:
+            process.send_signal(signal.SIGINT)  # "safe shutdown"
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 async def wait_until_accepting(url: str) -> None:
@@ -139,7 +171,7 @@ async def wait_until_accepting(url: str) -> None:
 @pytest.fixture(scope="module")
 async def bouncer(server_url: str, database_url: str, pool: asyncpg.Pool) -> AsyncIterator[Bouncer]:
     """PgBouncer in front of the session database (migrated by `pool`)."""
-    with pgbouncer(server_url, database_name(database_url)) as running:
+    async with pgbouncer(server_url, database_name(database_url)) as running:
         await wait_until_accepting(running.url)
         yield running
 

@@ -7,10 +7,14 @@ connects: a stopped process accepts nothing, and the running one takes the conne
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -22,11 +26,12 @@ import aiohttp
 import asyncpg
 import pytest
 
+from leadgate import supervisor
 from leadgate.config import Settings
 from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool
 from tests.databases import create_database, drop_database
-from tests.processes import LEADGATE, free_port
+from tests.processes import LEADGATE, free_port, leadgate
 from tests.support import Api, Tenant, make_tenant, ok
 from tests.test_subscriptions import MOVE, STAGE_CHANGES
 from tests.test_webhook_processes import (
@@ -91,7 +96,11 @@ def only(service: Service, pid: int) -> Iterator[None]:
 
 
 def exists(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+    return exists_path(Path(f"/proc/{pid}"))
+
+
+def exists_path(path: Path) -> bool:
+    return path.exists()
 
 
 async def healthz_status(base: str) -> int:
@@ -122,6 +131,21 @@ async def wait_for_workers(service: Service, count: int) -> set[int]:
     for pid in pids:
         await answers(service, pid)
     return pids
+
+
+async def wait_for_replacement(
+    service: Service, before: set[int], gone: int, *, answering: bool = False
+) -> int:
+    """The worker started in place of `gone`, once it serves (within a few seconds)."""
+    deadline = time.monotonic() + 5
+    while len(now := service.workers()) != len(before) or gone in now:
+        assert time.monotonic() < deadline, f"workers: {now}\n{service.logged()}"
+        if answering:  # the others answer meanwhile
+            assert await healthz_status(service.base) == 200
+        await asyncio.sleep(0.05)
+    (replacement,) = now - before
+    await answers(service, replacement)
+    return replacement
 
 
 @contextlib.asynccontextmanager
@@ -253,13 +277,7 @@ async def test_a_killed_worker_is_replaced_while_the_other_keeps_answering(
     os.kill(victim, signal.SIGKILL)
 
     assert await healthz_status(service.base) == 200
-    deadline = time.monotonic() + 5
-    while len(now := service.workers()) != 2 or victim in now:
-        assert time.monotonic() < deadline, f"workers: {now}\n{service.logged()}"
-        assert await healthz_status(service.base) == 200
-        await asyncio.sleep(0.05)
-    (replacement,) = now - before
-    await answers(service, replacement)
+    await wait_for_replacement(service, before, victim, answering=True)
     assert "replacing it" in service.logged()
 
 
@@ -307,3 +325,59 @@ async def test_two_workers_dispatch_every_webhook_once_between_them(
         pid for r in receiver.requests for pid, owned in ports.items() if r.peer_port in owned
     )
     assert len(senders) == 2, f"deliveries per worker: {dict(senders)}"
+
+
+async def test_with_the_embedded_server_workers_leave_it_running_and_the_supervisor_stops_it(
+    tmp_path: Path,
+) -> None:
+    # Not under pytest's tmp_path: the embedded server runs as another user, and each pytest
+    # session that starts on this machine makes /tmp/pytest-of-<user> private again.
+    data_dir = Path(tempfile.mkdtemp(prefix="leadgate-workers-")) / "data"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"LEADGATE_DATA_DIR": str(data_dir), "LEADGATE_SHUTDOWN_TIMEOUT": "1"}
+    postmaster = data_dir / "pg" / "postmaster.pid"
+    async with supervised(env, tmp_path) as running:
+        before = running.workers()
+        os.kill(min(before), signal.SIGTERM)  # a worker's own orderly exit
+        await wait_for_replacement(running, before, min(before))
+
+        org = (await leadgate("org", "create", "Embedded Lending", env=env)).ok()
+
+        running.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(running.process.wait(), STOP_DEADLINE) == 0
+    assert org.stdout.strip()
+    assert not exists_path(postmaster), "the embedded server outlived the supervisor"
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+async def test_a_worker_that_keeps_dying_is_restarted_with_a_growing_backoff(
+    tmp_path: Path,
+) -> None:
+    # A supervisor whose worker exits at once, run for 2.4 s: 0.5 s doubling allows starts
+    # at 0, 0.5, 1.5 s; without a backoff it would be hundreds.
+    script = (
+        "import logging, os, signal, threading\n"
+        "from leadgate import supervisor\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "threading.Timer(2.4, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+        "sock = supervisor.listen('127.0.0.1', 0)\n"
+        "raise SystemExit(supervisor.Supervisor(1, sock, lambda s: os._exit(3), 1.0).run())\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stderr=asyncio.subprocess.PIPE, cwd=tmp_path
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 15)
+
+    log = stderr.decode()
+    assert process.returncode == 0, log
+    assert log.count("started (pid") == 3, log
+    assert "exited with 3" in log
+    assert "replacing it in 1.0s" in log
+
+
+def test_workers_is_a_count_of_at_least_one_or_auto() -> None:
+    assert supervisor.worker_count("3") == 3
+    assert supervisor.worker_count("auto") == (os.cpu_count() or 1)
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            supervisor.worker_count(bad)
