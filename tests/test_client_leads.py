@@ -265,3 +265,12 @@ async def test_events_list_after_a_cursor(client: AsyncClient) -> None:
     assert event.actor is not None and event.actor.type == "api_key"
     assert page.next_after == event.id
     assert [e.id async for e in client.events.iterate(after=start, page_size=1)] == [event.id]
+
+
+async def test_the_sync_client_refuses_to_block_a_running_event_loop(server: TestServer) -> None:
+    client = Client(base_url(server), api_key="lw_live_unused")
+    try:
+        with pytest.raises(RuntimeError, match="AsyncClient"):
+            client.stages()
+    finally:
+        client.close()  # closing works from a running loop: it needs only the client's own

@@ -54,6 +54,15 @@ class _LoopThread:
             if close is not None and self.loop.is_running():
                 self.run(close())
 
+    def finish(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a short clean-up from anywhere, a running event loop included (it needs only
+        the private loop), then stop that loop and its thread."""
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        else:
+            coroutine.close()
+        self.stop()
+
     def stop(self) -> None:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
@@ -218,8 +227,7 @@ class Client:
 
     def close(self) -> None:
         if not self._loop.loop.is_closed():
-            self._loop.run(self._async.aclose())
-            self._loop.stop()
+            self._loop.finish(self._async.aclose())
 
     def graphql(
         self,
