@@ -327,6 +327,29 @@ async def test_two_workers_dispatch_every_webhook_once_between_them(
     assert len(senders) == 2, f"deliveries per worker: {dict(senders)}"
 
 
+async def test_after_a_worker_is_killed_mid_delivery_every_webhook_event_is_delivered(
+    service: Service, workers_pool: asyncpg.Pool, workers_tenant: Tenant
+) -> None:
+    events = 20
+    # Slow: deliveries are in flight when the kill comes.
+    async with aiohttp.ClientSession() as session, Receiver(delay=1.5) as receiver:
+        api = Api(session=session, base=service.base)
+        secret = await create_endpoint(api, workers_tenant, receiver.url)
+        await create_leads([api], workers_tenant, events)
+        first = (await receiver.wait_for_count(1))[0]
+        sender = next(pid for pid in service.workers() if first.peer_port in local_tcp_ports(pid))
+
+        os.kill(sender, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        await wait_until_all_succeeded(workers_pool, workers_tenant, events, within=30)
+    assert set(receiver.ids()) == await event_ids(workers_pool, workers_tenant)
+    assert_duplicates_are_the_same_message(receiver.requests, secret)
+    resent = {r.webhook_id for r in receiver.requests if r.arrived > killed_at}
+    before = {r.webhook_id for r in receiver.requests if r.arrived < killed_at}
+    assert before & resent, "no delivery in flight at the kill was sent again"
+
+
 async def test_with_the_embedded_server_workers_leave_it_running_and_the_supervisor_stops_it(
     tmp_path: Path,
 ) -> None:
