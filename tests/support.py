@@ -47,6 +47,8 @@ REST_ATTRIBUTES: Final = frozenset(
         "createdBy",
         "createdAt",
         "updatedAt",
+        # archiveLead (issue 12 #2)
+        "archivedAt",
     }
 )
 

@@ -228,6 +228,7 @@ async def test_get_lead_renders_every_attribute_field_for_field(
         "convertedContactId": str(refs["contact"]),
         "importJobId": str(refs["import"]),
         "createdBy": str(refs["creator"]),
+        "archivedAt": None,
     }
 
 

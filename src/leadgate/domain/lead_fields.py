@@ -65,6 +65,7 @@ class LeadField:
     `relation`: a hand-written resolver and REST rendering show it, not its value.
     `sql`: the column's type when it is not the Python type's usual one.
     `identifier`: a text id that is not a UUID, shown as an ID all the same.
+    `personal`: personal data, scrubbed from the lead's events when it is erased.
     """
 
     api: str | None
@@ -81,11 +82,13 @@ class LeadField:
     relation: bool = False
     sql: str | None = None
     identifier: bool = False
+    # Personal data: what eraseLead removes from the lead's past events (issue 12 #2).
+    personal: bool = False
 
 
-def _text(api: str, max_length: int) -> LeadField:
+def _text(api: str, max_length: int, *, personal: bool = False) -> LeadField:
     """The common case: optional plain text that create and update both take."""
-    return LeadField(api, Rule.TEXT, max_length, create=True, update=True)
+    return LeadField(api, Rule.TEXT, max_length, create=True, update=True, personal=personal)
 
 
 _AMOUNT: Final = "Numeric string, as in the spec"
@@ -101,15 +104,24 @@ class Lead:
     business_name: Annotated[
         str | None,
         LeadField(
-            "businessName", rule=Rule.BUSINESS_NAME, max_length=255, create=True, update=True
+            "businessName",
+            rule=Rule.BUSINESS_NAME,
+            max_length=255,
+            create=True,
+            update=True,
+            personal=True,
         ),
     ]
-    contact_first_name: Annotated[str | None, _text("contactFirstName", 100)]
-    contact_last_name: Annotated[str | None, _text("contactLastName", 100)]
+    contact_first_name: Annotated[str | None, _text("contactFirstName", 100, personal=True)]
+    contact_last_name: Annotated[str | None, _text("contactLastName", 100, personal=True)]
     email: Annotated[
-        str | None, LeadField("email", rule=Rule.EMAIL, max_length=320, create=True, update=True)
+        str | None,
+        LeadField(
+            "email", rule=Rule.EMAIL, max_length=320, create=True, update=True, personal=True
+        ),
     ]
-    phone: Annotated[str | None, _text("phone", 20)]
+    # A do-not-call lead keeps its phone: isDoNotCall is the flag that goes with it.
+    phone: Annotated[str | None, _text("phone", 20, personal=True)]
     industry: Annotated[str | None, _text("industry", 100)]
     monthly_revenue: Annotated[
         str | None,
@@ -156,14 +168,21 @@ class Lead:
         ),
     ]
     is_do_not_call: Annotated[bool, LeadField("isDoNotCall")]
-    dnc_reason: Annotated[str | None, LeadField("dncReason")]
+    dnc_reason: Annotated[str | None, LeadField("dncReason", personal=True)]
     dnc_at: Annotated[datetime | None, LeadField("dncAt")]
     tags: Annotated[
         list[str], LeadField("tags", rule=Rule.TAGS, create=True, update=True, default=[])
     ]
     custom_fields: Annotated[
         dict[str, Any],
-        LeadField("customFields", rule=Rule.OBJECT, create=True, update=True, default={}),
+        LeadField(
+            "customFields",
+            rule=Rule.OBJECT,
+            create=True,
+            update=True,
+            default={},
+            personal=True,
+        ),
     ]
     external_ids: Annotated[dict[str, Any], LeadField("externalIds")]
     lead_score: Annotated[int | None, LeadField("leadScore")]
@@ -204,6 +223,10 @@ class Lead:
     created_by: Annotated[str | None, LeadField("createdBy", identifier=True)]
     created_at: Annotated[datetime, LeadField("createdAt")]
     updated_at: Annotated[datetime, LeadField("updatedAt")]
+    # Hidden from lists, search and subscriptions while set (archiveLead; restoreLead clears).
+    archived_at: Annotated[
+        datetime | None, LeadField("archivedAt", description="When the lead was archived")
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +304,10 @@ LEAD_FIELDS: Final = tuple(
 # The fields a create or an update takes as values (references are checked apart).
 VALUE_INPUTS: Final = tuple(
     f for f in LEAD_FIELDS if (f.decl.create or f.decl.update) and f.decl.rule is not Rule.REFERENCE
+)
+# What eraseLead scrubs from a lead's past events, by REST attribute name.
+PERSONAL_ATTRIBUTES: Final = tuple(
+    name for f in LEAD_FIELDS if f.decl.personal and (name := f.rest_name) is not None
 )
 # The ids a create names, which the database must confirm.
 REFERENCE_INPUTS: Final = tuple(

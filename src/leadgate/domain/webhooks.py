@@ -17,7 +17,20 @@ from uuid import UUID
 
 from leadgate.domain.errors import FieldError, ValidationFailed
 
-EVENT_TYPES: Final = ("lead.created", "lead.updated", "lead.status_changed", "lead.assigned")
+EVENT_TYPES: Final = (
+    "lead.created",
+    "lead.updated",
+    "lead.status_changed",
+    "lead.assigned",
+    # The lifecycle (issue 12 #1, #2).
+    "lead.converted",
+    "lead.reopened",
+    "lead.dnc_changed",
+    "lead.contacted",
+    "lead.archived",
+    "lead.restored",
+    "lead.erased",
+)
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a format prefix, not a secret
 MAX_URL_LENGTH: Final = 2048
 

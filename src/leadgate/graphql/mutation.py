@@ -1,7 +1,8 @@
-"""Mutation root: createLead, updateLead, moveLead, assignLead."""
+"""Mutation root: createLead, updateLead, moveLead, assignLead, and the lead lifecycle."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -12,6 +13,7 @@ from leadgate.graphql.arguments import optional_uuid_argument, target_id, uuid_a
 from leadgate.graphql.context import Info
 from leadgate.graphql.inputs import CreateLeadInput, UpdateLeadInput, provided_fields
 from leadgate.graphql.types import Lead
+from leadgate.services.lead_lifecycle import LeadLifecycle, dnc_reason
 from leadgate.services.lead_writes import WriteContext, WriteResult
 
 IdempotencyKey = Annotated[
@@ -46,6 +48,12 @@ def _lead(info: Info, result: WriteResult) -> Lead:
     if result.replayed:
         ctx.response_extensions["idempotentReplayed"] = True
     return Lead.from_record(result.record)
+
+
+@strawberry.type(description="An erased lead: its id and when it was erased, nothing else.")
+class LeadErasure:
+    id: strawberry.ID
+    erased_at: datetime
 
 
 @strawberry.type
@@ -102,3 +110,139 @@ class Mutation:
         advisor = optional_uuid_argument("advisorId", advisor_id)
         result = await info.context.writer.assign(ctx, target_id(id, "Lead"), advisor)
         return _lead(info, result)
+
+    # --- the lifecycle (issue 12 #1, #2) ------------------------------------------------------
+
+    @strawberry.mutation(
+        description="Convert a lead: sets convertedAt, convertedAccountId and convertedContactId "
+        "and moves it to your pipeline's first won-slot stage (→ lead.converted). A converted "
+        "lead cannot be converted again nor moved out of won until reopenLead."
+    )
+    async def convert_lead(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+        account_id: strawberry.ID | None = None,
+        contact_id: strawberry.ID | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        account = optional_uuid_argument("accountId", account_id)
+        contact = optional_uuid_argument("contactId", contact_id)
+        lifecycle = LeadLifecycle.sharing(info.context.writer)
+        result = await lifecycle.convert(
+            ctx, target_id(id, "Lead"), account_id=account, contact_id=contact
+        )
+        return _lead(info, result)
+
+    @strawberry.mutation(
+        description="Clear a lead's conversion; it stays in its stage (→ lead.reopened; a no-op "
+        "when it is not converted)."
+    )
+    async def reopen_lead(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        lifecycle = LeadLifecycle.sharing(info.context.writer)
+        return _lead(info, await lifecycle.reopen(ctx, target_id(id, "Lead")))
+
+    @strawberry.mutation(
+        description="Mark a lead do-not-call, with an optional reason (at most 500 characters): "
+        "isDoNotCall, dncReason, dncAt (→ lead.dnc_changed). The lead stays listed with its "
+        "phone; isDoNotCall is the flag callers must honour."
+    )
+    async def mark_do_not_call(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+        reason: str | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        lifecycle = LeadLifecycle.sharing(info.context.writer)
+        result = await lifecycle.set_do_not_call(
+            ctx, target_id(id, "Lead"), do_not_call=True, reason=dnc_reason(reason)
+        )
+        return _lead(info, result)
+
+    @strawberry.mutation(
+        description="Clear do-not-call: isDoNotCall false, dncReason and dncAt null "
+        "(→ lead.dnc_changed)."
+    )
+    async def clear_do_not_call(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        lifecycle = LeadLifecycle.sharing(info.context.writer)
+        result = await lifecycle.set_do_not_call(
+            ctx, target_id(id, "Lead"), do_not_call=False, reason=None
+        )
+        return _lead(info, result)
+
+    @strawberry.mutation(
+        description="Log a contact with the lead at `at` (default now; not more than a minute "
+        "ahead of the server's clock): lastContactedAt becomes the latest contact "
+        "(→ lead.contacted, data.contactedAt)."
+    )
+    async def log_contact(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+        at: datetime | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        lifecycle = LeadLifecycle.sharing(info.context.writer)
+        return _lead(info, await lifecycle.log_contact(ctx, target_id(id, "Lead"), at))
+
+    @strawberry.mutation(
+        description="Archive a lead: hidden from leads, leadsConnection, search and "
+        "subscriptions unless includeArchived; lead(id) still answers, with archivedAt "
+        "(→ lead.archived)."
+    )
+    async def archive_lead(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        lifecycle = LeadLifecycle.sharing(info.context.writer)
+        return _lead(info, await lifecycle.set_archived(ctx, target_id(id, "Lead"), archived=True))
+
+    @strawberry.mutation(description="Restore an archived lead (→ lead.restored).")
+    async def restore_lead(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        lifecycle = LeadLifecycle.sharing(info.context.writer)
+        result = await lifecycle.set_archived(ctx, target_id(id, "Lead"), archived=False)
+        return _lead(info, result)
+
+    @strawberry.mutation(
+        description="Erase a lead's personal data for good (a write key or the admin role): "
+        "the lead, the stored idempotent responses that show it and the personal fields of its "
+        "past events; its pending webhook deliveries are cancelled (→ lead.erased, without "
+        "personal data)."
+    )
+    async def erase_lead(
+        self,
+        info: Info,
+        id: strawberry.ID,  # noqa: A002
+        idempotency_key: IdempotencyKey = None,
+    ) -> LeadErasure:
+        ctx = _write_context(info, idempotency_key)
+        lifecycle = LeadLifecycle.sharing(info.context.writer)
+        erasure = await lifecycle.erase(ctx, target_id(id, "Lead"))
+        if erasure.replayed:
+            info.context.response_extensions["idempotentReplayed"] = True
+        return LeadErasure(id=strawberry.ID(str(erasure.lead_id)), erased_at=erasure.erased_at)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
@@ -52,6 +54,16 @@ class LeadFilter:
         )
 
 
+def _lead_filter(given: LeadFilter | None, include_archived: bool) -> models.LeadFilter:
+    model = given.to_model() if given is not None else models.LeadFilter()
+    return dataclasses.replace(model, include_archived=include_archived)
+
+
+INCLUDE_ARCHIVED = strawberry.argument(
+    description="Archived leads too (archiveLead hides them otherwise; issue 12 #2)"
+)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="The organization's leads, newest first; limit is 1-100.")
@@ -62,12 +74,13 @@ class Query:
         limit: int = 20,
         search: str | None = None,
         filter: LeadFilter | None = None,  # noqa: A002 - the contract's argument name
+        include_archived: Annotated[bool, INCLUDE_ARCHIVED] = False,
     ) -> LeadPage:
         query = paging.lead_query(
             page=page,
             limit=limit,
             search=search,
-            lead_filter=filter.to_model() if filter is not None else None,
+            lead_filter=_lead_filter(filter, include_archived),
         )
         ctx = info.context
         return LeadPage.from_model(await ctx.reader.page(ctx.principal, query))
@@ -88,6 +101,7 @@ class Query:
         search: str | None = None,
         filter: LeadFilter | None = None,  # noqa: A002 - the contract's argument name
         updated_since: datetime | None = None,
+        include_archived: Annotated[bool, INCLUDE_ARCHIVED] = False,
     ) -> LeadConnection:
         query = paging.keyset_query(
             first=first,
@@ -95,7 +109,7 @@ class Query:
             last=last,
             before=before,
             search=search,
-            lead_filter=filter.to_model() if filter is not None else None,
+            lead_filter=_lead_filter(filter, include_archived),
             updated_since=updated_since,
         )
         ctx = info.context

@@ -38,6 +38,8 @@ LIST_PARAMETERS: Final = (
     # Keyset paging (issue 11 #2): `cursor` is a previous page's meta.nextCursor.
     "cursor",
     "updatedSince",
+    # `true`: archived leads too (issue 12 #2).
+    "includeArchived",
 )
 # An unknown parameter is named in the error; a long one is cut so the answer stays small.
 _MAX_REPORTED_NAME: Final = 64
@@ -108,6 +110,13 @@ def _tag_param(values: dict[str, str], errors: list[FieldError]) -> str | None:
     return tag
 
 
+def _include_archived(values: dict[str, str], errors: list[FieldError]) -> bool:
+    raw = values.get("includeArchived", "false")
+    if raw not in ("true", "false"):
+        errors.append(FieldError("includeArchived", "must be true or false"))
+    return raw == "true"
+
+
 def _lead_filter(values: dict[str, str], errors: list[FieldError]) -> LeadFilter:
     """The same criteria as GraphQL's `leads(filter:)`; REST spells the enums in lower case."""
     return LeadFilter(
@@ -116,6 +125,7 @@ def _lead_filter(values: dict[str, str], errors: list[FieldError]) -> LeadFilter
         advisor_id=_uuid_param(values, "advisorId", errors),
         tag=_tag_param(values, errors),
         source=_enum_param(values, "source", LeadSource, errors),
+        include_archived=_include_archived(values, errors),
     )
 
 

@@ -379,6 +379,11 @@ LIST_QUERY: Final[dict[str, Schema]] = {
         {"type": "string"},
         "Opaque keyset cursor: `meta.nextCursor` of the previous page",
     ),
+    "includeArchived": _query(
+        "includeArchived",
+        {"type": "string", "enum": ["true", "false"], "default": "false"},
+        "Archived leads too (archiving hides them otherwise)",
+    ),
     "updatedSince": _query(
         "updatedSince",
         {"type": "string", "format": "date-time"},
@@ -512,6 +517,116 @@ def _list_meta() -> Schema:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
+def _lifecycle_body(properties: dict[str, Schema]) -> Schema:
+    # Every member optional: an empty body (or none) is `{}`.
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def _lifecycle(
+    method: str, action: str, operation_id: str, summary: str, description: str, **extra: Any
+) -> Operation:
+    return Operation(
+        method,
+        f"/leads/{{id}}/{action}",
+        operation_id,
+        summary,
+        f"Not in the original API (GraphQL {operation_id}). {description}",
+        200,
+        extra.pop("data", _ref("Lead")),
+        (*_WRITE_ERRORS, 404),
+        parameters=(LEAD_ID,),
+        writes=True,
+        **extra,
+    )
+
+
+_UUID_OR_NULL: Final = {"type": ["string", "null"], "format": "uuid"}
+# The lead lifecycle (issue 12 #1, #2): rest/lead_lifecycle.py.
+_LIFECYCLE_OPERATIONS: Final = (
+    _lifecycle(
+        "post",
+        "convert",
+        "convertLead",
+        "Convert a lead",
+        "Sets convertedAt, convertedAccountId and convertedContactId and moves the lead to the "
+        "first won-slot stage; a converted lead is refused (reopen it first). Fires "
+        "lead.converted.",
+        body=_lifecycle_body({"accountId": _UUID_OR_NULL, "contactId": _UUID_OR_NULL}),
+    ),
+    _lifecycle(
+        "post",
+        "reopen",
+        "reopenLead",
+        "Reopen a converted lead",
+        "Clears the conversion; the lead stays in its stage. Fires lead.reopened.",
+        body=_lifecycle_body({}),
+    ),
+    _lifecycle(
+        "post",
+        "dnc",
+        "markDoNotCall",
+        "Mark a lead do-not-call",
+        "Sets isDoNotCall, dncReason and dncAt; the lead stays listed with its phone. Fires "
+        "lead.dnc_changed.",
+        body=_lifecycle_body(
+            {"reason": {"type": ["string", "null"], "maxLength": 500, "pattern": PLAIN_TEXT}}
+        ),
+    ),
+    _lifecycle(
+        "delete",
+        "dnc",
+        "clearDoNotCall",
+        "Clear do-not-call",
+        "isDoNotCall false, dncReason and dncAt null. Fires lead.dnc_changed.",
+    ),
+    _lifecycle(
+        "post",
+        "contact",
+        "logContact",
+        "Log a contact",
+        "`at` (default now) may be at most a minute ahead of the server's clock; "
+        "lastContactedAt becomes the latest contact. Fires lead.contacted.",
+        body=_lifecycle_body({"at": {"type": ["string", "null"], "format": "date-time"}}),
+    ),
+    _lifecycle(
+        "post",
+        "archive",
+        "archiveLead",
+        "Archive a lead",
+        "Hidden from lists, search and subscriptions unless includeArchived=true; GET still "
+        "answers, with archivedAt. Fires lead.archived.",
+        body=_lifecycle_body({}),
+    ),
+    _lifecycle(
+        "post",
+        "restore",
+        "restoreLead",
+        "Restore an archived lead",
+        "Fires lead.restored.",
+        body=_lifecycle_body({}),
+    ),
+    _lifecycle(
+        "post",
+        "erase",
+        "eraseLead",
+        "Erase a lead's personal data",
+        "A write key or the admin role: deletes the lead, the stored idempotent responses "
+        "that show it and the personal fields of its past events, and cancels their pending "
+        "webhook deliveries. Fires lead.erased (without personal data).",
+        body=_lifecycle_body({}),
+        data={
+            "type": "object",
+            "required": ["id", "type", "erasedAt"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "type": {"const": "lead"},
+                "erasedAt": {"type": "string", "format": "date-time"},
+            },
+        },
+    ),
+)
+
+
 OPERATIONS: Final = (
     Operation(
         "get",
@@ -591,6 +706,7 @@ OPERATIONS: Final = (
         body=_reference_body("advisorId", nullable=True, description="An advisor; null unassigns"),
         writes=True,
     ),
+    *_LIFECYCLE_OPERATIONS,
     Operation(
         "get",
         "/events",

@@ -185,4 +185,13 @@ async def prepare(conn: asyncpg.Connection, found: list[LeadEvent]) -> list[Deli
     )
     records = await leads.lead_records(conn, lead_keys)
     stages = await catalog.stages_by_keys(conn, stage_keys) if stage_keys else {}
-    return [Delivery(event=e, record=records.get(e.lead_id), stages=stages) for e in found]
+    return [Delivery(event=e, record=_shown(e, records), stages=stages) for e in found]
+
+
+def _shown(event: LeadEvent, records: dict[UUID, LeadRecord]) -> LeadRecord | None:
+    """The event's lead, unless it is archived (issue 12 #2): subscribers see nothing of an
+    archived lead but the `lead.archived` event itself, so a live view can drop it."""
+    record = records.get(event.lead_id)
+    if record is None or (record.lead.archived_at is not None and event.type != "lead.archived"):
+        return None
+    return record

@@ -253,6 +253,10 @@ class LeadWriter:
             stages = await catalog.stages_by_id(conn, org, [current.stage_id, stage_id])
             if stage_id not in stages:
                 raise ValidationFailed.single("stageId", "no such stage in your organization")
+            if current.converted_at is not None and stages[stage_id].semantic_slot != "won":
+                raise ValidationFailed.single(
+                    "stageId", "a converted lead stays in a won stage until reopenLead"
+                )
             record = await lead_writes.move_lead(conn, org, lead_id, stage_id)
             return Change(
                 record,

@@ -54,6 +54,7 @@ FROM (
     SELECT CASE
         WHEN $2::text IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
              AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
+             AND NOT $10::boolean
         THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
         ELSE (
             SELECT count(*)
@@ -64,7 +65,8 @@ FROM (
               AND ($4::text IS NULL OR l.priority = $4)
               AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
               AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
-              AND ($7::text IS NULL OR l.source = $7))
+              AND ($7::text IS NULL OR l.source = $7)
+              AND ($10::boolean OR l.archived_at IS NULL))
     END AS total
 ) AS c
 LEFT JOIN LATERAL (
@@ -78,6 +80,7 @@ LEFT JOIN LATERAL (
           AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
           AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
           AND ($7::text IS NULL OR l.source = $7)
+          AND ($10::boolean OR l.archived_at IS NULL)
         ORDER BY l.created_at DESC, l.id DESC
         LIMIT $8
         OFFSET $9
@@ -167,7 +170,11 @@ def record_from_row(row: asyncpg.Record) -> LeadRecord:
 
 async def leads_page(conn: asyncpg.Connection, organization_id: UUID, query: LeadQuery) -> LeadPage:
     rows = await conn.fetch(
-        LEADS_PAGE, *_page_args(organization_id, query), query.limit, query.offset
+        LEADS_PAGE,
+        *_page_args(organization_id, query),
+        query.limit,
+        query.offset,
+        query.filter.include_archived,
     )
     return LeadPage(
         records=[record_from_row(r) for r in rows if r["id"] is not None],
@@ -247,7 +254,8 @@ _COLUMN_NAMES: Final = frozenset(f.column for f in LEAD_FIELDS)
 #
 # One statement per order and direction, each with the same parameters: $1 organization,
 # $2-$7 the criteria of LEADS_PAGE, $8 updatedSince, $9/$10 the `after` key, $11/$12 the
-# `before` key, $13 the slice size plus one (the extra row says whether more follow). The
+# `before` key, $13 the slice size plus one (the extra row says whether more follow), $14
+# whether archived leads are included (LEADS_PAGE: $10). The
 # total (maintained when nothing narrows the list), whether rows lie beyond the cursor the
 # slice starts from, and the slice itself come from one snapshot in one round trip. Row
 # comparisons `(created_at, id) < ($9, $10)` walk the index from the cursor on (leads_newest;
@@ -260,7 +268,8 @@ _KEYSET_CRITERIA: Final = """l.organization_id = $1
           AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
           AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
           AND ($7::text IS NULL OR l.source = $7)
-          AND ($8::timestamptz IS NULL OR l.updated_at >= $8)"""
+          AND ($8::timestamptz IS NULL OR l.updated_at >= $8)
+          AND ($14::boolean OR l.archived_at IS NULL)"""
 
 
 def _keyset_statement(column: str, *, ascending: bool, backward: bool) -> str:
@@ -292,7 +301,7 @@ FROM (
     SELECT CASE
         WHEN $2::text IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
              AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
-             AND $8::timestamptz IS NULL
+             AND $8::timestamptz IS NULL AND NOT $14::boolean
         THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
         ELSE (SELECT count(*) FROM leads AS l WHERE {_KEYSET_CRITERIA})
     END AS total,
@@ -352,6 +361,7 @@ async def leads_slice(
         *_key(query.after),
         *_key(query.before),
         query.size + 1,
+        f.include_archived,
     )
     records = [record_from_row(r) for r in rows if r["id"] is not None]
     more = len(records) > query.size
