@@ -29,7 +29,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from leadgate.app import create_app
-from leadgate.config import Settings
+from leadgate.config import InvalidSetting, Settings
 from leadgate.db.pool import create_pool
 from tests.processes import free_port, leadgate
 from tests.support import Api, Tenant, create_lead, make_tenant, ok
@@ -344,3 +344,21 @@ async def test_migrate_behind_a_pooler_takes_its_lock_on_the_direct_connection(
     result = (await leadgate("migrate", "--json", env=env)).ok()
 
     assert result.stdout.strip() == '{"applied": []}'
+
+
+def test_pooler_mode_without_a_direct_url_is_refused() -> None:
+    env = {"DATABASE_URL": "postgresql://app@pgbouncer:6432/leadgate", "LEADGATE_PGBOUNCER": "1"}
+
+    with pytest.raises(InvalidSetting, match="LEADGATE_DIRECT_DATABASE_URL"):
+        Settings.from_env(env)
+
+
+def test_a_direct_url_turns_pooler_mode_on_unless_it_is_turned_off() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://app@pgbouncer:6432/leadgate",
+        "LEADGATE_DIRECT_DATABASE_URL": "postgresql://app@db:5432/leadgate",
+    }
+
+    assert Settings.from_env(env).behind_pooler
+    assert not Settings.from_env({**env, "LEADGATE_PGBOUNCER": "0"}).behind_pooler
+    assert not Settings.from_env({"DATABASE_URL": env["DATABASE_URL"]}).behind_pooler

@@ -212,7 +212,8 @@ class Settings:
         "LEADGATE_PGBOUNCER",
         FLAG,
         "`1`: DATABASE_URL is a transaction-mode pooler (no prepared statements kept, no "
-        "session settings at connect); unset → on when LEADGATE_DIRECT_DATABASE_URL is set",
+        "session settings at connect; needs LEADGATE_DIRECT_DATABASE_URL); unset → on when "
+        "LEADGATE_DIRECT_DATABASE_URL is set",
     )
     data_dir: Path = setting(
         Path(".leadgate"),
@@ -510,6 +511,11 @@ class Settings:
                 raise InvalidSetting(
                     f"{declared.name} must be {declared.parser.expects}{got}"
                 ) from None
+        if values.get("pgbouncer") and "direct_database_url" not in values:
+            # LISTEN and the migration lock would go through the pooler and break there.
+            raise InvalidSetting(
+                "LEADGATE_PGBOUNCER=1 needs LEADGATE_DIRECT_DATABASE_URL (PostgreSQL itself)"
+            )
         return cls(**values)
 
 
