@@ -319,3 +319,20 @@ async def test_users_need_the_admin_role_to_erase(token_api: Api, tenant: Tenant
     admin = user_token(tenant.id, "admin")
     data = await ok(token_api, admin, ERASE, {"id": lead_id})
     assert data["eraseLead"]["id"] == lead_id
+
+
+async def test_the_event_feed_shows_an_erased_leads_scrubbed_history_with_no_lead(
+    api: Api, tenant: Tenant
+) -> None:
+    person = Person.unique()
+    lead_id = await personal_lead(api, tenant, person)
+    await ok(api, tenant.write_key, ERASE, {"id": lead_id})
+    query = "{ events(limit: 100) { type data lead { id } } }"
+    events = (await ok(api, tenant.read_key, query))["events"]
+    assert [e["type"] for e in events][-1] == "lead.erased"
+    assert {e["lead"] is None for e in events} == {True}
+    assert not any(v in str(events) for v in person.values())
+    status, body, _ = await api.rest("GET", "/v1/events", tenant.read_key)
+    assert status == 200, body
+    assert body["data"][-1]["type"] == "lead.erased"
+    assert not any(v in str(body) for v in person.values())

@@ -152,8 +152,10 @@ class Subscription:
     @strawberry.subscription(
         description="Every event of your organization's pipeline, live, in order: "
         "`lead.created`, `lead.updated` (`data.changes`: each changed field's `from` and `to`), "
-        "`lead.status_changed` (`data.previousStage`, `data.stage`) and `lead.assigned` "
-        "(`data.previousAdvisorId`, `data.advisorId`); `data.lead` is the lead as the event "
+        "`lead.status_changed` (`data.previousStage`, `data.stage`), `lead.assigned` "
+        "(`data.previousAdvisorId`, `data.advisorId`) and the lifecycle's lead.converted, "
+        "lead.reopened, lead.dnc_changed, lead.contacted, lead.archived and lead.restored (an "
+        "archived lead's other events are not delivered); `data.lead` is the lead as the event "
         "left it, `lead` the lead as delivered. `types` narrows to some of those types, "
         "`leadId` to one lead, `stageId` to events of leads in that stage when they happened "
         "(and moves out of it); `after` first replays every matching event after that event "

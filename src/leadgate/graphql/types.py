@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types.base import get_object_definition
 
 from leadgate.domain import models
-from leadgate.domain.errors import NotFound, ValidationFailed
+from leadgate.domain.errors import ValidationFailed
 from leadgate.domain.lead_fields import LEAD_FIELDS, RELATIONS, FieldSpec
 from leadgate.graphql.context import Info
 
@@ -185,12 +185,10 @@ class LeadEvent:
     )
     lead_id: strawberry.Private[UUID]
 
-    @strawberry.field(description="The lead as it is now")
-    async def lead(self, info: Info) -> Lead:
+    @strawberry.field(description="The lead as it is now; null once it was erased (eraseLead)")
+    async def lead(self, info: Info) -> Lead | None:
         lead = await info.context.loaders.leads.get(self.lead_id)
-        if lead is None:
-            raise NotFound("Lead not found")
-        return Lead.from_model(lead)
+        return Lead.from_model(lead) if lead is not None else None
 
     @classmethod
     def from_model(cls, event: models.LeadEvent) -> LeadEvent:

@@ -184,7 +184,9 @@ class WebhookQuery:
 class WebhookMutation:
     @strawberry.mutation(
         description="Send these event types (lead.created, lead.updated, lead.status_changed, "
-        "lead.assigned) to an https URL, signed per Standard Webhooks."
+        "lead.assigned, lead.converted, lead.reopened, lead.dnc_changed, lead.contacted, "
+        "lead.archived, lead.restored, lead.erased) to an https URL, signed per Standard "
+        "Webhooks."
     )
     async def create_webhook_endpoint(
         self, info: Info, url: str, event_types: list[str]
