@@ -44,6 +44,8 @@ REST_ATTRIBUTES: Final = frozenset(
         "convertedAccountId",
         "convertedContactId",
         "importJobId",
+        # mergeLeads (issue 12 #5)
+        "mergedInto",
         "createdBy",
         "createdAt",
         "updatedAt",

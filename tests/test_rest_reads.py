@@ -227,6 +227,7 @@ async def test_get_lead_renders_every_attribute_field_for_field(
         "convertedAccountId": str(refs["account"]),
         "convertedContactId": str(refs["contact"]),
         "importJobId": str(refs["import"]),
+        "mergedInto": None,
         "createdBy": str(refs["creator"]),
         "archivedAt": None,
     }

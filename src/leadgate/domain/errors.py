@@ -12,6 +12,8 @@ AppError                          (code, HTTP status, message; `retryable` ones 
  ├── MethodNotAllowed             405 METHOD_NOT_ALLOWED  e.g. a mutation over GET (`Allow`)
  ├── IdempotencyKeyInUse          409 IDEMPOTENCY_KEY_IN_USE  the same key is still running
  ├── Conflict                     409 CONFLICT            a row stayed locked past lock_timeout
+ ├── DuplicateLead                409 DUPLICATE_LEAD      a likely duplicate or an external id
+ │                                                        already held: names the existing lead
  ├── SubscriberTooSlow            409 SUBSCRIBER_TOO_SLOW a subscription fell behind (resume)
  ├── PayloadTooLarge              413 PAYLOAD_TOO_LARGE   body over the documented limit
  ├── ValidationFailed             422 VALIDATION_ERROR    input or document fails validation
@@ -121,6 +123,19 @@ class Conflict(AppError):
     default_message = (
         "Another request is changing this lead (or its organization's events) right now; retry"
     )
+
+
+class DuplicateLead(AppError):
+    """createLead with onDuplicate REJECT met a likely duplicate, or an external id is already
+    another lead's (issue 12 #4, #5); `lead_id` is the existing lead."""
+
+    code = "DUPLICATE_LEAD"
+    status = 409
+
+    def __init__(self, lead_id: object, reason: str) -> None:
+        self.lead_id = str(lead_id)
+        self.reason = reason
+        super().__init__(f"Lead {self.lead_id} already has this {reason}")
 
 
 class SubscriberTooSlow(AppError):

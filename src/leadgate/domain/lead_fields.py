@@ -51,6 +51,7 @@ class Rule(enum.Enum):
     CHOICE = "choice"  # a value of the field's enum
     TAGS = "tags"
     OBJECT = "object"  # a JSON object (customFields)
+    EXTERNAL_IDS = "external_ids"  # {system: id}, unique per organization (issue 12 #4)
     REFERENCE = "reference"  # a UUID the database must confirm (in the caller's organization)
 
 
@@ -184,7 +185,17 @@ class Lead:
             personal=True,
         ),
     ]
-    external_ids: Annotated[dict[str, Any], LeadField("externalIds")]
+    external_ids: Annotated[
+        dict[str, Any],
+        LeadField(
+            "externalIds",
+            rule=Rule.EXTERNAL_IDS,
+            create=True,
+            update=True,
+            default={},
+            description='Ids in other systems, {"hubspot": "123"}: one lead per system and id',
+        ),
+    ]
     lead_score: Annotated[int | None, LeadField("leadScore")]
     stage_id: Annotated[
         UUID,
@@ -219,6 +230,10 @@ class Lead:
     converted_account_id: Annotated[UUID | None, LeadField("convertedAccountId")]
     converted_contact_id: Annotated[UUID | None, LeadField("convertedContactId")]
     import_job_id: Annotated[UUID | None, LeadField("importJobId")]
+    # Set by mergeLeads on the duplicate: the lead it was merged into (issue 12 #5).
+    merged_into: Annotated[
+        UUID | None, LeadField("mergedInto", description="The lead this one was merged into")
+    ]
     # The creating actor's id: an API key's UUID or a user's `sub` (any string).
     created_by: Annotated[str | None, LeadField("createdBy", identifier=True)]
     created_at: Annotated[datetime, LeadField("createdAt")]

@@ -121,6 +121,8 @@ class LeadFilter:
     advisor_id: UUID | None = None
     tag: str | None = None
     source: LeadSource | None = None
+    # (system, id): the one lead holding that external id (issue 12 #4).
+    external_id: tuple[str, str] | None = None
     # Archived leads too (issue 12 #2); otherwise lists and search leave them out.
     include_archived: bool = False
 

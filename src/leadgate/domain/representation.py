@@ -94,13 +94,28 @@ def lead_document(record: LeadRecord) -> dict[str, Any]:
     return {"id": str(lead.id), "type": "lead", "attributes": attributes}
 
 
-def lead_response(document: dict[str, Any], request_id: str) -> bytes:
-    """The REST answer for one lead, `{data, meta: {requestId}}`.
+def lead_response(
+    document: dict[str, Any],
+    request_id: str,
+    *,
+    duplicates: list[dict[str, str]] | None = None,
+) -> bytes:
+    """The REST answer for one lead, `{data, meta: {requestId}}` (a create's also
+    `meta.duplicates`, issue 12 #5).
 
     Built here, not at the REST edge, because a write stores it under its idempotency key in
     its own transaction, whichever API made the write: a REST retry replays it byte for byte.
     """
-    return orjson.dumps({"data": document, "meta": {"requestId": request_id}})
+    meta: dict[str, Any] = {"requestId": request_id}
+    if duplicates is not None:
+        meta["duplicates"] = duplicates
+    return orjson.dumps({"data": document, "meta": meta})
+
+
+def response_duplicates(body: bytes) -> list[dict[str, str]]:
+    """The likely duplicates a stored create response reported ([] for other writes)."""
+    found: list[dict[str, str]] = orjson.loads(body)["meta"].get("duplicates") or []
+    return found
 
 
 def response_lead_id(body: bytes) -> UUID:

@@ -222,6 +222,49 @@ def _object(field: str) -> Check:
     return check
 
 
+# External ids (issue 12 #4): {system: id}, a system a lower-case name, an id what the other
+# system prints (1-255 printable characters, kept exactly as given).
+EXTERNAL_SYSTEM: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_EXTERNAL_ID_LENGTH: Final = 255
+MAX_EXTERNAL_IDS: Final = 20
+
+
+def external_id_problem(system: object, external_id: object) -> str | None:
+    """What is wrong with one (system, id) pair, or None (shared with upsertLead's key)."""
+    if not isinstance(system, str) or not EXTERNAL_SYSTEM.fullmatch(system):
+        return "a system name must match [a-z][a-z0-9_]{0,31}"
+    if (
+        not isinstance(external_id, str)
+        or not 1 <= len(external_id) <= MAX_EXTERNAL_ID_LENGTH
+        or not external_id.isprintable()
+    ):
+        return f"an id must be a string of 1-{MAX_EXTERNAL_ID_LENGTH} printable characters"
+    return None
+
+
+def _external_ids(field: str) -> Check:
+    def check(c: _Checker) -> object:
+        if field not in c.raw:
+            return _UNSET
+        value = c.raw[field]
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            c.fail(field, "must be a JSON object of system name to id")
+            return _UNSET
+        if len(value) > MAX_EXTERNAL_IDS:
+            c.fail(field, f"must name at most {MAX_EXTERNAL_IDS} systems")
+            return _UNSET
+        for system, external_id in value.items():
+            problem = external_id_problem(system, external_id)
+            if problem is not None:
+                c.fail(f"{field}.{str(system)[:32]}", problem)
+                return _UNSET
+        return dict(value)
+
+    return check
+
+
 def _reference(c: _Checker, field: str) -> UUID | None:
     value = c.raw.get(field)
     if value is None:
@@ -253,6 +296,8 @@ def _check(f: FieldSpec) -> Check:
         return _tags(name)
     if rule is Rule.OBJECT:
         return _object(name)
+    if rule is Rule.EXTERNAL_IDS:
+        return _external_ids(name)
     raise TypeError(f"lead field {f.column}: rule {rule} needs what the table does not give")
 
 

@@ -30,6 +30,8 @@ EVENT_TYPES: Final = (
     "lead.archived",
     "lead.restored",
     "lead.erased",
+    # Duplicates (issue 12 #5).
+    "lead.merged",
 )
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a format prefix, not a secret
 MAX_URL_LENGTH: Final = 2048

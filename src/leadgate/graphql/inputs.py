@@ -10,6 +10,8 @@ import strawberry
 
 from leadgate.domain.lead_fields import CREATE_INPUTS, UPDATE_INPUTS, FieldSpec
 from leadgate.graphql.types import graphql_type
+from leadgate.services import lead_matching
+from leadgate.services.lead_matching import ExternalKey
 
 # Python attribute (the column) → the input field's name.
 _INPUT_NAMES: Final = {f.column: f.input_name for f in CREATE_INPUTS}
@@ -56,4 +58,20 @@ strawberry.input(
 _generate(CreateLeadInput, CREATE_INPUTS, create=True)
 strawberry.input(
     CreateLeadInput, description="A new lead; every field is optional (spec: Create a Lead)."
+)
+
+
+@strawberry.input(description="A lead's id in another system (issue 12 #4).")
+class ExternalIdInput:
+    system: str = strawberry.field(description="[a-z][a-z0-9_]{0,31}, e.g. hubspot")
+    id: str = strawberry.field(description="1-255 printable characters")  # noqa: A003
+
+    def to_key(self, field: str) -> ExternalKey:
+        return ExternalKey.checked(self.system, self.id, field=field)
+
+
+OnDuplicate = strawberry.enum(
+    lead_matching.OnDuplicate,
+    description="What createLead does when the organization has a lead with the same "
+    "normalised email or phone: REPORT it in extensions.duplicates, or REJECT (DUPLICATE_LEAD).",
 )

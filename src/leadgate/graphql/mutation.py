@@ -11,8 +11,15 @@ from graphql import FieldNode
 from leadgate.domain.errors import BadRequest
 from leadgate.graphql.arguments import optional_uuid_argument, target_id, uuid_argument
 from leadgate.graphql.context import Info
-from leadgate.graphql.inputs import CreateLeadInput, UpdateLeadInput, provided_fields
+from leadgate.graphql.inputs import (
+    CreateLeadInput,
+    ExternalIdInput,
+    OnDuplicate,
+    UpdateLeadInput,
+    provided_fields,
+)
 from leadgate.graphql.types import Lead
+from leadgate.services import lead_matching
 from leadgate.services.lead_lifecycle import LeadLifecycle, dnc_reason
 from leadgate.services.lead_writes import WriteContext, WriteResult
 
@@ -47,6 +54,9 @@ def _lead(info: Info, result: WriteResult) -> Lead:
     ctx = info.context
     if result.replayed:
         ctx.response_extensions["idempotentReplayed"] = True
+    if result.duplicates:
+        found = ctx.response_extensions.setdefault("duplicates", [])
+        found.extend(d.document() for d in result.duplicates)
     return Lead.from_record(result.record)
 
 
@@ -58,15 +68,59 @@ class LeadErasure:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a lead (→ lead.created).")
+    @strawberry.mutation(
+        description="Create a lead (→ lead.created). Leads with the same normalised email or "
+        "phone are listed in extensions.duplicates ({id, reason}); onDuplicate: REJECT refuses "
+        "with DUPLICATE_LEAD instead."
+    )
     async def create_lead(
         self,
         info: Info,
         input: CreateLeadInput,  # noqa: A002 - the contract's argument name
         idempotency_key: IdempotencyKey = None,
+        on_duplicate: OnDuplicate = OnDuplicate.REPORT,  # type: ignore[valid-type]
     ) -> Lead:
         writer = info.context.writer
-        result = await writer.create(_write_context(info, idempotency_key), provided_fields(input))
+        result = await writer.create(
+            _write_context(info, idempotency_key),
+            provided_fields(input),
+            on_duplicate=lead_matching.OnDuplicate(on_duplicate),
+        )
+        return _lead(info, result)
+
+    @strawberry.mutation(
+        description="Create the lead an external id names, or update it, in one atomic step "
+        "(→ lead.created or lead.updated). The create-only fields (source, stageId, "
+        "assignToAdvisorId, contactId) apply only when it creates."
+    )
+    async def upsert_lead(
+        self,
+        info: Info,
+        external_id: ExternalIdInput,
+        input: CreateLeadInput,  # noqa: A002
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        key = external_id.to_key("externalId")
+        result = await info.context.writer.upsert(ctx, key, provided_fields(input))
+        return _lead(info, result)
+
+    @strawberry.mutation(
+        description="Merge a duplicate into a primary lead (→ lead.merged on both): the "
+        "primary's empty fields take the duplicate's values, its external ids move over, the "
+        "duplicate gets mergedInto (its past events stay on it). Merging again is a no-op."
+    )
+    async def merge_leads(
+        self,
+        info: Info,
+        primary_id: strawberry.ID,
+        duplicate_id: strawberry.ID,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Lead:
+        ctx = _write_context(info, idempotency_key)
+        primary = target_id(primary_id, "Lead")
+        duplicate = target_id(duplicate_id, "Lead")
+        result = await info.context.writer.merge(ctx, primary, duplicate)
         return _lead(info, result)
 
     @strawberry.mutation(description="Change a lead's fields (→ lead.updated).")

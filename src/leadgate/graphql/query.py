@@ -14,6 +14,7 @@ from leadgate.domain.ids import parse_uuid
 from leadgate.graphql.arguments import target_id
 from leadgate.graphql.connection import LeadConnection
 from leadgate.graphql.context import Info
+from leadgate.graphql.inputs import ExternalIdInput
 from leadgate.graphql.types import (
     Advisor,
     Lead,
@@ -34,6 +35,9 @@ class LeadFilter:
     )
     tag: str | None = None
     source: LeadSource | None = None
+    external_id: ExternalIdInput | None = strawberry.field(
+        default=None, description="The lead holding this id in another system"
+    )
 
     def to_model(self) -> models.LeadFilter:
         errors: list[FieldError] = []
@@ -51,7 +55,15 @@ class LeadFilter:
             advisor_id=ids["advisorId"],
             tag=self.tag,
             source=self.source,
+            external_id=_external_id(self.external_id),
         )
+
+
+def _external_id(given: ExternalIdInput | None) -> tuple[str, str] | None:
+    if given is None:
+        return None
+    key = given.to_key("filter.externalId")
+    return (key.system, key.id)
 
 
 def _lead_filter(given: LeadFilter | None, include_archived: bool) -> models.LeadFilter:

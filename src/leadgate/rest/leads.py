@@ -16,6 +16,7 @@ from leadgate.domain.ids import parse_uuid
 from leadgate.domain.models import LeadFilter, LeadPriority, LeadSource
 from leadgate.domain.representation import lead_document, lead_response
 from leadgate.domain.validation import is_plain_text
+from leadgate.services.lead_matching import ExternalKey, OnDuplicate
 from leadgate.services.lead_writes import WriteContext, WriteResult
 
 routes = web.RouteTableDef()
@@ -40,6 +41,8 @@ LIST_PARAMETERS: Final = (
     "updatedSince",
     # `true`: archived leads too (issue 12 #2).
     "includeArchived",
+    # `system:id`: the lead holding that external id (issue 12 #4).
+    "externalId",
 )
 # An unknown parameter is named in the error; a long one is cut so the answer stays small.
 _MAX_REPORTED_NAME: Final = 64
@@ -126,7 +129,20 @@ def _lead_filter(values: dict[str, str], errors: list[FieldError]) -> LeadFilter
         tag=_tag_param(values, errors),
         source=_enum_param(values, "source", LeadSource, errors),
         include_archived=_include_archived(values, errors),
+        external_id=_external_id_param(values, errors),
     )
+
+
+def _external_id_param(values: dict[str, str], errors: list[FieldError]) -> tuple[str, str] | None:
+    raw = values.get("externalId")
+    if raw is None:
+        return None
+    try:
+        key = ExternalKey.parse(raw, field="externalId")
+    except ValidationFailed as invalid:
+        errors.extend(invalid.fields)
+        return None
+    return (key.system, key.id)
 
 
 @routes.get("/leads")
@@ -253,13 +269,47 @@ def _write_response(result: WriteResult) -> web.Response:
     return response
 
 
+# POST /v1/leads?onDuplicate=reject|report (the body is the lead, so the choice is apart).
+_ON_DUPLICATE: Final = {m.value: m for m in OnDuplicate}
+
+
 @routes.post("/leads")
 async def create_lead(request: web.Request) -> web.Response:
     ctx = _write_context(request)
     if not ctx.principal.can_write:
         raise Forbidden("Writing leads needs a write key or the editor role")
+    choice = request.query.getall("onDuplicate", ["report"])
+    if len(choice) != 1 or choice[0] not in _ON_DUPLICATE:
+        raise ValidationFailed.single("onDuplicate", "must be report or reject, given once")
     body = await _json_body(request)
-    return _write_response(await request.config_dict[keys.LEAD_WRITER].create(ctx, body))
+    writer = request.config_dict[keys.LEAD_WRITER]
+    result = await writer.create(ctx, body, on_duplicate=_ON_DUPLICATE[choice[0]])
+    return _write_response(result)
+
+
+@routes.put("/leads/by-external-id/{system}/{external_id}")
+async def upsert_lead(request: web.Request) -> web.Response:
+    """Not in the original API (GraphQL upsertLead): creates (201) or updates (200) the lead
+    holding this external id, in one step."""
+    ctx = _write_context(request)
+    if not ctx.principal.can_write:
+        raise Forbidden("Writing leads needs a write key or the editor role")
+    key = ExternalKey.checked(
+        request.match_info["system"], request.match_info["external_id"], field="externalId"
+    )
+    body = await _json_body(request)
+    return _write_response(await request.config_dict[keys.LEAD_WRITER].upsert(ctx, key, body))
+
+
+@routes.post("/leads/{id}/merge")
+async def merge_lead(request: web.Request) -> web.Response:
+    """Not in the original API (GraphQL mergeLeads): merges `duplicateId` into this lead."""
+    ctx, lead_id, body = await _target(request)
+    duplicate_id = _reference(body, "duplicateId")
+    if duplicate_id is None:
+        raise ValidationFailed.single("duplicateId", "must be a UUID")
+    writer = request.config_dict[keys.LEAD_WRITER]
+    return _write_response(await writer.merge(ctx, lead_id, duplicate_id))
 
 
 @routes.patch("/leads/{id}")

@@ -154,6 +154,18 @@ def _input_schema(f: FieldSpec) -> Schema:
         return _ref("CustomFields")
     elif rule is Rule.REFERENCE:
         schema = {"type": "string", "format": "uuid"}
+    elif rule is Rule.EXTERNAL_IDS:
+        schema = {
+            "type": "object",
+            "maxProperties": validation.MAX_EXTERNAL_IDS,
+            "propertyNames": {"pattern": f"^{validation.EXTERNAL_SYSTEM.pattern}$"},
+            "additionalProperties": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": validation.MAX_EXTERNAL_ID_LENGTH,
+                "pattern": PRINTABLE,
+            },
+        }
     else:
         raise TypeError(f"lead field {f.column}: no schema for rule {rule}")
     # Null clears a nullable column; a create reads a null reference as "the default".
@@ -389,6 +401,11 @@ LIST_QUERY: Final[dict[str, Schema]] = {
         {"type": "string", "format": "date-time"},
         "Only leads changed at or after this instant, ordered by (updatedAt, id)",
     ),
+    "externalId": _query(
+        "externalId",
+        {"type": "string", "pattern": f"^{validation.EXTERNAL_SYSTEM.pattern}:.+$"},
+        "`system:id`: the lead holding this id in another system (at most one)",
+    ),
 }
 _LIST_STRICTNESS: Final = (
     "Every criterion given must hold. Any other query parameter, a parameter given twice, or a "
@@ -516,6 +533,61 @@ def _list_meta() -> Schema:
         }
     return {"type": "object", "required": list(properties), "properties": properties}
 
+
+# External ids and merges (issue 12 #4, #5).
+_EXTERNAL_PATH: Final = (
+    {
+        "name": "system",
+        "in": "path",
+        "required": True,
+        "description": "The other system's name, e.g. hubspot",
+        "schema": {"type": "string", "pattern": f"^{validation.EXTERNAL_SYSTEM.pattern}$"},
+    },
+    {
+        "name": "external_id",
+        "in": "path",
+        "required": True,
+        "description": "The lead's id in that system (percent-encoded)",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": validation.MAX_EXTERNAL_ID_LENGTH,
+            "pattern": PRINTABLE,
+        },
+    },
+)
+_MATCHING_OPERATIONS: Final = (
+    Operation(
+        "put",
+        "/leads/by-external-id/{system}/{external_id}",
+        "upsertLead",
+        "Create or update a lead by external id",
+        "Not in the original API (GraphQL upsertLead). One atomic step: 201 and lead.created "
+        "when no lead holds the id, else 200 and lead.updated. The body is a create's; source, "
+        "stageId, assignToAdvisorId and contactId apply only when it creates.",
+        200,
+        _ref("Lead"),
+        _WRITE_ERRORS,
+        parameters=_EXTERNAL_PATH,
+        body=_ref("CreateLead"),
+        writes=True,
+    ),
+    Operation(
+        "post",
+        "/leads/{id}/merge",
+        "mergeLeads",
+        "Merge a duplicate into this lead",
+        "Not in the original API (GraphQL mergeLeads). Fills this lead's empty fields from the "
+        "duplicate, moves its external ids here, sets the duplicate's mergedInto; lead.merged "
+        "on both. Merging again is a no-op.",
+        200,
+        _ref("Lead"),
+        (*_WRITE_ERRORS, 404),
+        parameters=(LEAD_ID,),
+        body=_reference_body("duplicateId", nullable=False, description="The lead to merge"),
+        writes=True,
+    ),
+)
 
 def _lifecycle_body(properties: dict[str, Schema]) -> Schema:
     # Every member optional: an empty body (or none) is `{}`.
@@ -658,10 +730,19 @@ OPERATIONS: Final = (
         "createLead",
         "Create a lead",
         "Every field is optional; unknown fields are refused. Strings are trimmed and an empty "
-        "optional string is stored as null. Fires lead.created.",
+        "optional string is stored as null. Fires lead.created. `meta.duplicates` lists the "
+        "leads with the same normalised email or phone ({id, reason}); with "
+        "`onDuplicate=reject` one of them makes it 409 DUPLICATE_LEAD instead.",
         201,
         _ref("Lead"),
         _WRITE_ERRORS,
+        parameters=(
+            _query(
+                "onDuplicate",
+                {"type": "string", "enum": ["report", "reject"], "default": "report"},
+                "What a likely duplicate does: report it in meta.duplicates, or reject",
+            ),
+        ),
         body=_ref("CreateLead"),
         writes=True,
     ),
@@ -726,6 +807,7 @@ OPERATIONS: Final = (
             },
         },
     ),
+    *_MATCHING_OPERATIONS,
 )
 
 

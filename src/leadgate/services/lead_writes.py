@@ -23,10 +23,13 @@ from leadgate.domain.models import EventActor, Lead, LeadRecord, Principal
 from leadgate.domain.representation import (
     lead_document,
     lead_response,
+    response_duplicates,
     response_lead_id,
     stage_document,
 )
-from leadgate.domain.validation import API_NAMES, references, validate_create, validate_update
+from leadgate.domain.validation import references, validate_create, validate_update
+from leadgate.services import lead_matching
+from leadgate.services.lead_matching import Duplicate, OnDuplicate
 from leadgate.store import catalog, events, idempotency, lead_writes, leads
 from leadgate.store import references as refs
 
@@ -58,6 +61,8 @@ class WriteResult:
     # The REST response body: what a replay of this key answers, byte for byte.
     body: bytes
     replayed: bool = False
+    # A create's likely duplicates (issue 12 #5): GraphQL's extensions.duplicates.
+    duplicates: tuple[Duplicate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,16 @@ class Change:
 
     record: LeadRecord
     event: tuple[str, dict[str, Any]] | None = None
+    # The status to answer when it depends on what the write did (an upsert: 201 or 200).
+    status: int | None = None
+    # A create's likely duplicates, shown in its response (None: not a create).
+    duplicates: tuple[Duplicate, ...] | None = None
+
+    @classmethod
+    def matched(cls, matched: lead_matching.Matched, *, upsert: bool = False) -> Change:
+        status = (CREATED if matched.created else OK) if upsert else None
+        found = matched.duplicates if matched.created else None
+        return cls(matched.record, matched.event, status=status, duplicates=found)
 
 
 Action = Callable[[asyncpg.Connection], Awaitable[Change]]
@@ -112,8 +127,14 @@ class LeadWriter:
                         return await self._replay(conn, org, stored, request_hash)
                 change = await action(conn)
                 record = change.record
+                status = change.status or status
                 document = lead_document(record)
-                body = lead_response(document, ctx.request_id)
+                found = change.duplicates
+                body = lead_response(
+                    document,
+                    ctx.request_id,
+                    duplicates=None if found is None else [d.document() for d in found],
+                )
                 completion = (key, status, body) if key is not None else None
                 if change.event is not None:
                     # The event and the stored response in one round trip: the write's locks
@@ -132,7 +153,9 @@ class LeadWriter:
                     )
                 elif completion is not None:
                     await idempotency.complete(conn, org, *completion)
-            return WriteResult(record=record, status=status, body=body)
+            return WriteResult(
+                record=record, status=status, body=body, duplicates=found or ()
+            )
         except asyncpg.LockNotAvailableError as exc:
             # A row this write needs stayed locked past lock_timeout: answer, don't hang.
             raise Conflict() from exc
@@ -152,7 +175,17 @@ class LeadWriter:
         record = await leads.lead_record(conn, org, lead_id)
         if record is None:
             raise NotFound("Lead not found")
-        return WriteResult(record=record, status=stored.status, body=stored.body, replayed=True)
+        found = tuple(
+            lead_matching.Duplicate(UUID(d["id"]), d["reason"])
+            for d in response_duplicates(stored.body)
+        )
+        return WriteResult(
+            record=record,
+            status=stored.status,
+            body=stored.body,
+            replayed=True,
+            duplicates=found,
+        )
 
     async def _locked(self, conn: asyncpg.Connection, org: UUID, lead_id: UUID) -> Lead:
         lead = await lead_writes.lock_lead(conn, org, lead_id)
@@ -160,7 +193,13 @@ class LeadWriter:
             raise NotFound("Lead not found")
         return lead
 
-    async def create(self, ctx: WriteContext, raw: object) -> WriteResult:
+    async def create(
+        self,
+        ctx: WriteContext,
+        raw: object,
+        *,
+        on_duplicate: OnDuplicate = OnDuplicate.REPORT,
+    ) -> WriteResult:
         org = ctx.principal.organization_id
         try:
             draft = validate_create(raw)
@@ -170,33 +209,19 @@ class LeadWriter:
             raise ValidationFailed([*invalid.fields, *missing]) from None
 
         async def action(conn: asyncpg.Connection) -> Change:
-            if draft.stage_id or draft.advisor_id or draft.contact_id:
-                missing = await refs.missing_references(
-                    conn,
-                    org,
-                    stage_id=draft.stage_id,
-                    advisor_id=draft.advisor_id,
-                    contact_id=draft.contact_id,
+            created_by = ctx.principal.actor.id if ctx.principal.actor else None
+            return Change.matched(
+                await lead_matching.create_lead(
+                    conn, org, draft, created_by=created_by, on_duplicate=on_duplicate
                 )
-                _missing(
-                    missing,
-                    {"stage": "stageId", "advisor": "assignToAdvisorId", "contact": "contactId"},
-                )
-            record = await lead_writes.insert_lead(
-                conn,
-                org,
-                values=draft.values,
-                stage_id=draft.stage_id,
-                advisor_id=draft.advisor_id,
-                contact_id=draft.contact_id,
-                created_by=ctx.principal.actor.id if ctx.principal.actor else None,
             )
-            return Change(record, ("lead.created", {}))
 
         request = {
             "values": draft.values,
             "refs": [draft.stage_id, draft.advisor_id, draft.contact_id],
         }
+        if on_duplicate is not OnDuplicate.REPORT:
+            request["onDuplicate"] = on_duplicate.value
         return await self._run(
             ctx,
             operation="lead.create",
@@ -229,15 +254,7 @@ class LeadWriter:
 
         async def action(conn: asyncpg.Connection) -> Change:
             current = await self._locked(conn, org, lead_id)
-            changed = {c: v for c, v in values.items() if getattr(current, c) != v}
-            if not changed:
-                return Change(await self._current(conn, org, lead_id))
-            record = await lead_writes.update_fields(conn, org, lead_id, changed)
-            changes = {
-                API_NAMES[c]: {"from": getattr(current, c), "to": getattr(record.lead, c)}
-                for c in changed
-            }
-            return Change(record, ("lead.updated", {"changes": changes}))
+            return Change.matched(await lead_matching.update_lead(conn, org, current, values))
 
         return await self._run(
             ctx, operation="lead.update", target=lead_id, request=values, status=OK, action=action
@@ -305,6 +322,45 @@ class LeadWriter:
             operation="lead.assign",
             target=lead_id,
             request=advisor_id,
+            status=OK,
+            action=action,
+        )
+
+    async def upsert(
+        self, ctx: WriteContext, key: lead_matching.ExternalKey, raw: object
+    ) -> WriteResult:
+        """Create or update the lead `key` names, atomically (issue 12 #4): 201 or 200."""
+        org = ctx.principal.organization_id
+        created_by = ctx.principal.actor.id if ctx.principal.actor else None
+
+        async def action(conn: asyncpg.Connection) -> Change:
+            matched = await lead_matching.upsert(conn, org, key, raw, created_by=created_by)
+            return Change.matched(matched, upsert=True)
+
+        return await self._run(
+            ctx,
+            operation="lead.upsert",
+            target=None,
+            request={"system": key.system, "id": key.id, "input": raw},
+            status=OK,
+            action=action,
+        )
+
+    async def merge(self, ctx: WriteContext, primary_id: UUID, duplicate_id: UUID) -> WriteResult:
+        """Merge the duplicate into the primary (issue 12 #5); answers the primary."""
+        org = ctx.principal.organization_id
+
+        async def action(conn: asyncpg.Connection) -> Change:
+            matched = await lead_matching.merge(
+                conn, org, primary_id, duplicate_id, actor=ctx.actor
+            )
+            return Change.matched(matched)
+
+        return await self._run(
+            ctx,
+            operation="lead.merge",
+            target=primary_id,
+            request=duplicate_id,
             status=OK,
             action=action,
         )

@@ -10,7 +10,15 @@ from uuid import UUID
 import asyncpg
 
 from leadgate.domain.lead_fields import LEAD_FIELDS, FieldSpec
-from leadgate.domain.models import Advisor, Lead, LeadPage, LeadQuery, LeadRecord, Stage
+from leadgate.domain.models import (
+    Advisor,
+    Lead,
+    LeadFilter,
+    LeadPage,
+    LeadQuery,
+    LeadRecord,
+    Stage,
+)
 from leadgate.domain.paging import Cursor, KeysetOrder, KeysetPage, KeysetQuery
 
 
@@ -54,7 +62,7 @@ FROM (
     SELECT CASE
         WHEN $2::text IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
              AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
-             AND NOT $10::boolean
+             AND NOT $10::boolean AND $11::text IS NULL
         THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
         ELSE (
             SELECT count(*)
@@ -66,7 +74,11 @@ FROM (
               AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
               AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
               AND ($7::text IS NULL OR l.source = $7)
-              AND ($10::boolean OR l.archived_at IS NULL))
+              AND ($10::boolean OR l.archived_at IS NULL)
+              AND ($11::text IS NULL OR l.id = (
+                  SELECT e.lead_id
+                  FROM lead_external_ids AS e
+                  WHERE e.organization_id = $1 AND e.system = $11 AND e.external_id = $12)))
     END AS total
 ) AS c
 LEFT JOIN LATERAL (
@@ -81,6 +93,10 @@ LEFT JOIN LATERAL (
           AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
           AND ($7::text IS NULL OR l.source = $7)
           AND ($10::boolean OR l.archived_at IS NULL)
+          AND ($11::text IS NULL OR l.id = (
+              SELECT e.lead_id
+              FROM lead_external_ids AS e
+              WHERE e.organization_id = $1 AND e.system = $11 AND e.external_id = $12))
         ORDER BY l.created_at DESC, l.id DESC
         LIMIT $8
         OFFSET $9
@@ -150,6 +166,11 @@ def _page_args(organization_id: UUID, query: LeadQuery) -> list[object]:
     ]
 
 
+def _external_key(f: LeadFilter) -> list[object]:
+    """The external id criterion's parameters (LEADS_PAGE $11/$12, keyset $15/$16)."""
+    return [None, None] if f.external_id is None else list(f.external_id)
+
+
 def record_from_row(row: asyncpg.Record) -> LeadRecord:
     lead = lead_from_row(row)
     stage = Stage(
@@ -175,6 +196,7 @@ async def leads_page(conn: asyncpg.Connection, organization_id: UUID, query: Lea
         query.limit,
         query.offset,
         query.filter.include_archived,
+        *_external_key(query.filter),
     )
     return LeadPage(
         records=[record_from_row(r) for r in rows if r["id"] is not None],
@@ -269,7 +291,11 @@ _KEYSET_CRITERIA: Final = """l.organization_id = $1
           AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
           AND ($7::text IS NULL OR l.source = $7)
           AND ($8::timestamptz IS NULL OR l.updated_at >= $8)
-          AND ($14::boolean OR l.archived_at IS NULL)"""
+          AND ($14::boolean OR l.archived_at IS NULL)
+          AND ($15::text IS NULL OR l.id = (
+              SELECT e.lead_id
+              FROM lead_external_ids AS e
+              WHERE e.organization_id = $1 AND e.system = $15 AND e.external_id = $16))"""
 
 
 def _keyset_statement(column: str, *, ascending: bool, backward: bool) -> str:
@@ -301,7 +327,7 @@ FROM (
     SELECT CASE
         WHEN $2::text IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
              AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
-             AND $8::timestamptz IS NULL AND NOT $14::boolean
+             AND $8::timestamptz IS NULL AND NOT $14::boolean AND $15::text IS NULL
         THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
         ELSE (SELECT count(*) FROM leads AS l WHERE {_KEYSET_CRITERIA})
     END AS total,
@@ -362,6 +388,7 @@ async def leads_slice(
         *_key(query.before),
         query.size + 1,
         f.include_archived,
+        *_external_key(f),
     )
     records = [record_from_row(r) for r in rows if r["id"] is not None]
     more = len(records) > query.size
