@@ -96,7 +96,12 @@ def only(service: Service, pid: int) -> Iterator[None]:
 
 
 def exists(pid: int) -> bool:
-    return exists_path(Path(f"/proc/{pid}"))
+    """Whether `pid` runs (a zombie nobody reaped has exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def exists_path(path: Path) -> bool:
@@ -300,6 +305,21 @@ async def test_sigterm_to_the_supervisor_stops_every_worker_within_the_shutdown_
     assert code == 0, running.logged()
     assert took < STOP_DEADLINE
     assert not any(exists(pid) for pid in pids)
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(
+    workers_env: dict[str, str], tmp_path: Path
+) -> None:
+    async with supervised(workers_env, tmp_path) as running:
+        pids = running.workers()
+
+        running.process.send_signal(signal.SIGKILL)
+        await running.process.wait()
+
+        deadline = time.monotonic() + STOP_DEADLINE
+        while any(exists(pid) for pid in pids):
+            assert time.monotonic() < deadline, f"orphaned workers\n{running.logged()}"
+            await asyncio.sleep(0.05)
 
 
 async def test_two_workers_dispatch_every_webhook_once_between_them(
