@@ -97,7 +97,7 @@ async def create_pool(
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
-        statement_cache_size=0 if pooled else 100,
+        statement_cache_size=0 if pooled else 100,  # 100: asyncpg's default
         server_settings=server_settings,
     )
     await pool
