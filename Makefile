@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check fmt schema settings-doc bench
+.PHONY: run test check fmt schema settings-doc bench bench-import
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ settings-doc: $(STAMP)
 ##        (BENCH_ARGS=--quick for a smoke run, BENCH_ARGS=--leads=1000000 for the 1 M case)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## bench-import: `leadgate import` of 100,000 CSV rows → bench/IMPORT.md (BENCH_ARGS=--rows=N)
+bench-import: $(STAMP)
+	$(BIN)/python bench/import.py $(BENCH_ARGS)

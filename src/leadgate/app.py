@@ -35,6 +35,7 @@ from leadgate.services.auth import Authenticator
 from leadgate.services.documents import PersistedDocuments
 from leadgate.services.event_feed import EventFeed
 from leadgate.services.idempotency import purge_idempotency_keys
+from leadgate.services.imports import Importer
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
 from leadgate.services.rate_limits import RateLimiter
@@ -61,7 +62,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[keys.LEAD_WRITER] = LeadWriter(
         pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds
     )
+    importer = Importer(pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds)
+    app[keys.IMPORTER] = importer
     yield
+    await importer.close()
     await authenticator.close()
     await pool.close()
 

@@ -27,6 +27,7 @@ from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool, database_url, direct_database_url, init_connection
 from leadgate.domain.documents import manifest_documents
 from leadgate.domain.errors import AppError
+from leadgate.domain.import_files import ImportFormat, format_from_name
 from leadgate.domain.models import ROLES, Principal, Role
 from leadgate.domain.rate_limits import Rate, parse_rate
 from leadgate.domain.webhooks import EVENT_TYPES, Endpoint
@@ -35,6 +36,8 @@ from leadgate.graphql import persisted
 from leadgate.graphql.schema import export_sdl
 from leadgate.services import auth, demo_data, dev_tokens
 from leadgate.services.documents import trust_documents
+from leadgate.services.imports import Importer, ImportFile
+from leadgate.services.lead_writes import WriteContext
 from leadgate.services.organizations import (
     any_organization,
     create_organization,
@@ -312,6 +315,35 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> None:
     say(f"added {args.leads:,} leads in {time.monotonic() - started:.1f}s")
 
 
+def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
+    path = Path(args.file)
+    file_format = ImportFormat(args.format) if args.format else format_from_name(path.name)
+    if file_format is None:
+        say("error: name the format with --format (the file is not .csv, .ndjson or .jsonl)")
+        raise SystemExit(2)
+    upload = ImportFile(data=path.read_bytes(), format=file_format, filename=path.name)
+    ctx = WriteContext(principal=_operator(args.org), request_id="cli")
+
+    async def work(pool: asyncpg.Pool) -> None:
+        importer = Importer(pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds)
+        if args.dry_run:
+            report = await importer.dry_run(ctx.principal, upload)
+            for row, field, message in report.errors[:100]:
+                say(f"row {row}: {field or '(row)'} {message}")
+            say(f"dry run: {report.total:,} rows, {report.valid:,} valid, nothing written")
+            return
+        job = await importer.import_now(ctx, upload, progress=lambda total: Progress(total, "rows"))
+        say(
+            f"import {job.id} {job.status}: {job.created_count:,} created, "
+            f"{job.failed_count:,} failed of {job.total_rows:,} "
+            f"(errors: GET /v1/imports/{job.id}/errors)"
+        )
+
+    started = time.monotonic()
+    asyncio.run(_with_pool(settings, work))
+    say(f"in {time.monotonic() - started:.1f}s")
+
+
 def _operator(org: UUID) -> Principal:
     """The command line acts for an organization with full rights (it has the database)."""
     return Principal(organization_id=org, role="admin", actor=None)
@@ -507,6 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--leads", type=_positive, default=1000)
     demo.add_argument("--seed", type=int, default=None, help="for repeatable data")
     demo.set_defaults(run=cmd_demo_data)
+
+    imp = commands.add_parser("import", help="import leads from a CSV or JSON lines file")
+    imp.add_argument("file", help="CSV with a header row (.csv) or JSON lines (.ndjson, .jsonl)")
+    imp.add_argument("--org", type=UUID, required=True)
+    imp.add_argument("--format", choices=[f.value for f in ImportFormat], default=None)
+    imp.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+    imp.set_defaults(run=cmd_import)
 
     hooks = commands.add_parser("webhook", help="webhook endpoints").add_subparsers(
         dest="webhook_command", required=True, metavar="ACTION"

@@ -343,6 +343,12 @@ class Settings:
         integer(1),
         "request body (413 `PAYLOAD_TOO_LARGE`)",
     )
+    max_import_bytes: int = setting(
+        64 * 1024 * 1024,
+        "LEADGATE_MAX_IMPORT_BYTES",
+        integer(1),
+        "an import file (`POST /v1/imports`, in place of the body limit; 413 `PAYLOAD_TOO_LARGE`)",
+    )
     max_header_bytes: int = setting(
         8 * 1024,
         "LEADGATE_MAX_HEADER_BYTES",

@@ -16,6 +16,7 @@ from leadgate.events.listener import EventListener
 from leadgate.services.auth import Authenticator
 from leadgate.services.documents import PersistedDocuments
 from leadgate.services.event_feed import EventFeed
+from leadgate.services.imports import Importer
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
 from leadgate.services.rate_limits import RateLimiter
@@ -33,6 +34,7 @@ AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
 DOCUMENTS: Final = web.AppKey("documents", PersistedDocuments)
 LEAD_READER: Final = web.AppKey("lead_reader", LeadReader)
 LEAD_WRITER: Final = web.AppKey("lead_writer", LeadWriter)
+IMPORTER: Final = web.AppKey("importer", Importer)
 EVENT_FEED: Final = web.AppKey("event_feed", EventFeed)
 LISTENER: Final = web.AppKey("listener", EventListener)
 WEBHOOKS: Final = web.AppKey("webhooks", WebhookAdmin)

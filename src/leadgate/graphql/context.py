@@ -12,6 +12,7 @@ from leadgate.domain.models import Principal
 from leadgate.graphql.loaders import Loaders, make_loaders
 from leadgate.services.auth import Authenticator
 from leadgate.services.event_feed import EventFeed
+from leadgate.services.imports import Importer
 from leadgate.services.lead_writes import LeadWriter
 from leadgate.services.leads import LeadReader
 from leadgate.services.webhooks import WebhookAdmin
@@ -36,6 +37,7 @@ class Context:
         "connection_params",
         "feed",
         "idempotency_header",
+        "importer",
         "reader",
         "request_id",
         "response_extensions",
@@ -56,6 +58,7 @@ class Context:
         webhooks: WebhookAdmin,
         idempotency_header: str | None = None,
         websocket: web.WebSocketResponse | None = None,
+        importer: Importer | None = None,
     ) -> None:
         self.caller = caller
         self.request_id = request_id
@@ -66,6 +69,7 @@ class Context:
         self.authenticator = authenticator
         self.webhooks = webhooks
         self.websocket = websocket
+        self.importer = importer
         # Merged into the response's top-level `extensions` (e.g. idempotentReplayed).
         self.response_extensions: dict[str, Any] = {}
         # Set by strawberry from a WebSocket's connection_init payload.

@@ -11,6 +11,7 @@ from graphql import FieldNode
 from leadgate.domain.errors import BadRequest
 from leadgate.graphql.arguments import optional_uuid_argument, target_id, uuid_argument
 from leadgate.graphql.context import Info
+from leadgate.graphql.imports import ImportFormat, ImportJob, start_import
 from leadgate.graphql.inputs import (
     CreateLeadInput,
     ExternalIdInput,
@@ -122,6 +123,26 @@ class Mutation:
         duplicate = target_id(duplicate_id, "Lead")
         result = await info.context.writer.merge(ctx, primary, duplicate)
         return _lead(info, result)
+
+    @strawberry.mutation(
+        description="Import leads from CSV (a header row of CreateLeadInput field names; tags "
+        "separated by ;) or JSON lines given as a string, bounded by the request body limit "
+        "(larger files: POST /v1/imports). Answers the job at once; its valid rows are written "
+        "in batches (source CSV_IMPORT, importJobId set, → lead.created each). A malformed "
+        "file is refused whole (VALIDATION_ERROR on `file`)."
+    )
+    async def import_leads(
+        self,
+        info: Info,
+        content: str,
+        format: ImportFormat,  # noqa: A002 - the argument's name in the contract
+        idempotency_key: IdempotencyKey = None,
+    ) -> ImportJob:
+        ctx = _write_context(info, idempotency_key)
+        job, replayed = await start_import(info.context.importer, ctx, content, format)
+        if replayed:
+            info.context.response_extensions["idempotentReplayed"] = True
+        return job
 
     @strawberry.mutation(description="Change a lead's fields (→ lead.updated).")
     async def update_lead(

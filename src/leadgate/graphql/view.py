@@ -92,6 +92,7 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
             idempotency_header=request.headers.get("Idempotency-Key"),
             authenticator=authenticator,
             webhooks=app[keys.WEBHOOKS],
+            importer=app[keys.IMPORTER],
             websocket=response if isinstance(response, web.WebSocketResponse) else None,
         )
         if caller is not None:

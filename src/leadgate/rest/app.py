@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from leadgate.rest import events, lead_lifecycle, leads, openapi
+from leadgate.rest import events, imports, lead_lifecycle, leads, openapi
 
 
 def create_rest_app() -> web.Application:
@@ -12,5 +12,6 @@ def create_rest_app() -> web.Application:
     app.add_routes(leads.routes)
     app.add_routes(lead_lifecycle.routes)
     app.add_routes(events.routes)
+    app.add_routes(imports.routes)
     app.add_routes(openapi.routes)
     return app

@@ -495,6 +495,8 @@ class Operation:
     body: Schema | None = None
     writes: bool = False
     meta: Schema = field(default_factory=lambda: _ref("Meta"))
+    # A body of other media types than JSON (an import's file): media type → schema.
+    content: Schema | None = None
     # Whether an answer with a lead links on to what can be done with it. schemathesis takes
     # every POST with links as an entry point of its stateful runs, where a random id is a 404:
     # the lifecycle's routes have none, so the runs start where a lead is made.
@@ -704,6 +706,92 @@ _LIFECYCLE_OPERATIONS: Final = (
 )
 
 
+_IMPORT_ID: Final[Schema] = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "Import job ID (anything else, or another organization's job, is 404)",
+    "schema": {"type": "string", "format": "uuid"},
+}
+_IMPORT_FILE: Final[Schema] = {"type": "string", "contentMediaType": "text/plain"}
+_IMPORT_OPERATIONS: Final = (
+    Operation(
+        "post",
+        "/imports",
+        "createImport",
+        "Import leads from a file",
+        "CSV with a header row (API field names; tags separated by `;`, customFields as JSON) "
+        "or JSON lines, as a multipart part named `file` or the whole body, up to "
+        "LEADGATE_MAX_IMPORT_BYTES. A malformed file is refused whole (422 on `file`); "
+        "otherwise 202 with the job, which writes the valid rows in batches (source "
+        "csv_import, importJobId set) and fires lead.created for each.",
+        202,
+        _ref("ImportJob"),
+        _WRITE_ERRORS,
+        writes=True,
+        content={
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            "application/x-ndjson": {"schema": _IMPORT_FILE},
+            "text/csv": {"schema": _IMPORT_FILE},
+        },
+    ),
+    Operation(
+        "get",
+        "/imports/{id}",
+        "getImport",
+        "Get an import job",
+        "Its status (pending, running, completed, failed) and counts.",
+        200,
+        _ref("ImportJob"),
+        (404,),
+        parameters=(_IMPORT_ID,),
+    ),
+    Operation(
+        "get",
+        "/imports/{id}/errors",
+        "listImportErrors",
+        "The rows an import refused",
+        "One item per refused field of a row, in row order, a page at a time.",
+        200,
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["row", "field", "message"],
+                "properties": {
+                    "row": {"type": "integer", "minimum": 1},
+                    "field": {"type": ["string", "null"]},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+        (404, 422),
+        parameters=(
+            _IMPORT_ID,
+            _query(
+                "cursor",
+                {"type": "string", "pattern": "^[0-9]{1,9}-[0-9]{1,18}$"},
+                "A previous page's meta.nextCursor",
+            ),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Rows per page"),
+        ),
+        meta={
+            "type": "object",
+            "required": ["nextCursor", "requestId"],
+            "properties": {
+                "nextCursor": {"type": ["string", "null"]},
+                "requestId": {"type": "string"},
+            },
+        },
+    ),
+)
+
 OPERATIONS: Final = (
     Operation(
         "get",
@@ -813,6 +901,7 @@ OPERATIONS: Final = (
         },
     ),
     *_MATCHING_OPERATIONS,
+    *_IMPORT_OPERATIONS,
 )
 
 
@@ -867,6 +956,8 @@ def _operation(op: Operation) -> Schema:
             "required": True,
             "content": {"application/json": {"schema": op.body}},
         }
+    if op.content is not None:
+        document["requestBody"] = {"required": True, "content": op.content}
     return document
 
 
@@ -902,6 +993,28 @@ def _components() -> Schema:
                 "sequence": {"type": "integer"},
                 "occurredAt": {"type": "string", "format": "date-time"},
                 "data": {"type": "object"},
+            },
+        },
+        "ImportJob": {
+            "type": "object",
+            "required": ["id", "type", "status", "format", "counts"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "type": {"const": "import"},
+                "status": {"enum": ["pending", "running", "completed", "failed"]},
+                "format": {"enum": ["csv", "ndjson"]},
+                "filename": {"type": ["string", "null"]},
+                "counts": {
+                    "type": "object",
+                    "properties": {
+                        k: {"type": "integer"} for k in ("total", "created", "updated", "failed")
+                    },
+                },
+                "failure": {"type": ["string", "null"]},
+                "createdBy": {"type": ["string", "null"]},
+                "createdAt": {"type": "string", "format": "date-time"},
+                "startedAt": {"type": ["string", "null"], "format": "date-time"},
+                "completedAt": {"type": ["string", "null"], "format": "date-time"},
             },
         },
         "CreateLead": _body(CREATE_INPUTS, create=True),
