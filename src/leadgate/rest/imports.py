@@ -6,7 +6,8 @@ import re
 from typing import Final
 
 import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from leadgate import keys
 from leadgate.domain.errors import (
@@ -74,7 +75,14 @@ def _format_of(filename: str | None, content_type: str | None) -> ImportFormat |
 async def _multipart(request: web.Request, limit: int) -> ImportFile:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    reader = await request.multipart()
+    try:
+        return await _file_part(await request.multipart(), limit)
+    except (HttpProcessingError, ValueError, AssertionError) as exc:
+        # aiohttp's multipart reader refuses a broken body with these (AssertionError too).
+        raise BadRequest("Malformed multipart/form-data body") from exc
+
+
+async def _file_part(reader: MultipartReader, limit: int) -> ImportFile:
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader) or part.name != "file":
             continue

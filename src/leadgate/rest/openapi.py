@@ -734,6 +734,7 @@ _IMPORT_OPERATIONS: Final = (
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {"file": {"type": "string", "format": "binary"}},
                 }
             },
