@@ -185,6 +185,28 @@ async def test_refused_rows_are_reported_by_row_field_and_message_and_valid_rows
     assert names == ["Good One", "Good Two"]
 
 
+async def test_a_row_with_external_ids_is_refused_rather_than_written_without_their_uniqueness(
+    api: Api, tenant: Tenant, pool: asyncpg.Pool
+) -> None:
+    lines = (
+        b'{"businessName": "Synced", "externalIds": {"hubspot": "77"}}\n{"businessName": "Plain"}\n'
+    )
+
+    _, body, _ = await api.rest(
+        "POST",
+        "/v1/imports",
+        tenant.write_key,
+        data=lines,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    job = await finished(api, tenant.write_key, body["data"]["id"])
+
+    assert job["counts"]["created"] == 1 and job["counts"]["failed"] == 1
+    errors = await all_errors(api, tenant.write_key, body["data"]["id"])
+    assert [(e["row"], e["field"]) for e in errors] == [(1, "externalIds")]
+    assert [r["business_name"] for r in await imported_leads(pool, tenant)] == ["Plain"]
+
+
 async def test_the_errors_of_an_import_page_through_with_a_cursor(api: Api, tenant: Tenant) -> None:
     content = "businessName,email\n" + "".join(f"Row {i},bad{i}\n" for i in range(7))
     _, body, _ = await upload(api, tenant.write_key, content)
