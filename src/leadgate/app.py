@@ -15,6 +15,7 @@ from leadgate.db.pool import create_pool, direct_database_url
 from leadgate.db.statements import StatementCounter
 from leadgate.events.dispatcher import Dispatcher
 from leadgate.events.listener import EventIds, EventListener
+from leadgate.events.nats_bus import Consumer, Relay
 from leadgate.events.resolver import vetting_resolver, webhook_session
 from leadgate.graphql.connections import ConnectionRegistry
 from leadgate.graphql.gate import Limits
@@ -59,10 +60,14 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         pool, trusted_only=settings.trusted_documents == "only"
     )
     app[keys.LEAD_READER] = LeadReader(pool)
+    # With an event bus the relay reads lead_events: writes skip NOTIFY (issue 13 #3).
+    notify = settings.event_bus is None
     app[keys.LEAD_WRITER] = LeadWriter(
-        pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds
+        pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds, notify=notify
     )
-    importer = Importer(pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds)
+    importer = Importer(
+        pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds, notify=notify
+    )
     app[keys.IMPORTER] = importer
     yield
     await importer.close()
@@ -104,6 +109,15 @@ async def _event_listener(app: web.Application) -> AsyncIterator[None]:
         dispatcher.wake()
         await feed.publish(ids)
 
+    settings = app[keys.SETTINGS]
+    if settings.event_bus is not None:
+        # NATS JetStream instead of LISTEN (issue 13 #3): a relay (active in one process at a
+        # time) and this process's consumer, reported to the feed the same way.
+        relay = Relay(direct_database_url(settings), settings.event_bus)
+        consumer = Consumer(settings.event_bus, on_events=on_events, on_reconnect=feed.resync)
+        async with _background(relay.run()), _background(consumer.run()):
+            yield
+        return
     # LISTEN is session state: never through a transaction-mode pooler.
     listener = EventListener(
         direct_database_url(app[keys.SETTINGS]), on_events=on_events, on_reconnect=feed.resync

@@ -161,6 +161,16 @@ def _redis_url(text: str) -> str:
 REDIS: Final[Parser[str]] = Parser("a redis://, rediss:// or unix:// URL", _redis_url, str)
 
 
+def _nats_url(text: str) -> str:
+    if not text.startswith(("nats://", "tls://")):
+        raise ValueError(text)
+    return text
+
+
+# A secret too (it may carry a token or password).
+NATS: Final[Parser[str]] = Parser("a nats:// or tls:// URL", _nats_url, str)
+
+
 def choice(*options: str) -> Parser[str]:
     def read(text: str) -> str:
         if text not in options:
@@ -206,6 +216,14 @@ class Settings:
         DATABASE,
         "PostgreSQL itself when DATABASE_URL is a pooler (PgBouncer): for LISTEN and the "
         "migration lock; unset → DATABASE_URL",
+        repr=False,
+    )
+    # Events over NATS JetStream instead of LISTEN/NOTIFY (events/nats_bus.py, issue 13 #3).
+    event_bus: str | None = optional_setting(
+        "LEADGATE_EVENT_BUS",
+        NATS,
+        "NATS JetStream server(s) for events (comma-separated): writes stop NOTIFYing, a relay "
+        "publishes the outbox; unset → LISTEN/NOTIFY",
         repr=False,
     )
     pgbouncer: bool | None = optional_setting(

@@ -79,7 +79,7 @@ class LeadLifecycle(LeadWriter):
 
     @classmethod
     def sharing(cls, writer: LeadWriter) -> LeadLifecycle:
-        return cls(writer._pool, idempotency_ttl_seconds=writer._ttl)
+        return cls(writer._pool, idempotency_ttl_seconds=writer._ttl, notify=writer._notify)
 
     async def convert(
         self,
@@ -257,6 +257,7 @@ class LeadLifecycle(LeadWriter):
                     payload=erased_payload(lead_id, erased_at),
                     actor=ctx.actor,
                     completion=(key, OK, body) if key is not None else None,
+                    notify=self._notify,
                 )
             return Erasure(lead_id=lead_id, erased_at=erased_at, status=OK, body=body)
         except asyncpg.LockNotAvailableError as exc:

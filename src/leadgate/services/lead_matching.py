@@ -237,6 +237,7 @@ async def upsert_by_external_id(
     fields: Mapping[str, Any],
     actor: EventActor | None,
     created_by: str | None = None,
+    notify: bool = True,
 ) -> UpsertResult:
     """Upsert one lead by (system, external_id) inside the caller's transaction, with its
     lead.created / lead.updated event (for imports: no idempotency key, no permission check —
@@ -255,6 +256,7 @@ async def upsert_by_external_id(
             type=event_type,
             payload={"lead": lead_document(matched.record), **extra},
             actor=actor,
+            notify=notify,
         )
     return UpsertResult(record=matched.record, created=matched.created, event_id=event_id)
 
@@ -266,6 +268,7 @@ async def merge(
     duplicate_id: UUID,
     *,
     actor: EventActor | None,
+    notify: bool = True,
 ) -> Matched:
     """Merge `duplicate_id` into `primary_id`: the primary's empty fields take the
     duplicate's values, the duplicate's external ids move over (the primary's win a system
@@ -316,6 +319,7 @@ async def merge(
         type="lead.merged",
         payload={"lead": lead_document(merged), "primaryId": str(primary_id)},
         actor=actor,
+        notify=notify,
     )
     detail = {
         "duplicateId": str(duplicate_id),

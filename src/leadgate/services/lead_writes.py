@@ -98,9 +98,13 @@ def _missing(kinds: set[str], fields: dict[str, str]) -> None:
 
 
 class LeadWriter:
-    def __init__(self, pool: asyncpg.Pool, *, idempotency_ttl_seconds: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, idempotency_ttl_seconds: float, notify: bool = True
+    ) -> None:
         self._pool = pool
         self._ttl = idempotency_ttl_seconds
+        # False when an event bus relays lead_events: the event statement without NOTIFY.
+        self._notify = notify
 
     async def _run(
         self,
@@ -150,6 +154,7 @@ class LeadWriter:
                         payload={"lead": document, **extra},
                         actor=ctx.actor,
                         completion=completion,
+                        notify=self._notify,
                     )
                 elif completion is not None:
                     await idempotency.complete(conn, org, *completion)
@@ -352,7 +357,7 @@ class LeadWriter:
 
         async def action(conn: asyncpg.Connection) -> Change:
             matched = await lead_matching.merge(
-                conn, org, primary_id, duplicate_id, actor=ctx.actor
+                conn, org, primary_id, duplicate_id, actor=ctx.actor, notify=self._notify
             )
             return Change.matched(matched)
 

@@ -16,12 +16,17 @@ NOTIFY_CHANNEL: Final = "leadgate_events"
 #   commit, so an organization's event ids become visible in increasing order and a reader's
 #   `id > cursor` never skips one still in flight (DESIGN §6: a bigserial is assigned at
 #   insert, not at commit). Taken in the FROM clause, it is held before nextval assigns the id.
+# - pg_current_xact_id() there too gives the transaction its xid before nextval, so an event
+#   id not yet visible belongs to a transaction in every later snapshot's in-flight list: the
+#   NATS relay's rule for ids across organizations (events/nats_bus.py).
 # - pg_notify is transactional: listeners hear "<organization>:<id>" only once it commits.
 _EVENT_WITH_DELIVERIES: Final = """
 WITH e AS (
     INSERT INTO lead_events (organization_id, lead_id, sequence, type, payload, actor)
     SELECT $1, $2, $3, $4, $5, $6
-    FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))) AS serialised
+    FROM (
+        SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0)), pg_current_xact_id()
+    ) AS serialised
     RETURNING id, organization_id, type
 ),
 deliveries AS (
@@ -39,10 +44,18 @@ SELECT id, pg_notify('leadgate_events', organization_id::text || ':' || id::text
 FROM e
 """
 
+# With an event bus (LEADGATE_EVENT_BUS) no NOTIFY: the relay reads the table instead, and
+# commits no longer queue on the database-wide notification lock (issue 13).
+_UNANNOUNCED: Final = """
+SELECT id
+FROM e
+"""
+
 INSERT_EVENT: Final = _EVENT_WITH_DELIVERIES + _NOTIFIED
+INSERT_EVENT_SILENT: Final = _EVENT_WITH_DELIVERIES + _UNANNOUNCED
 
 # The same, also storing the write's idempotent response ($7 key, $8 status, $9 body).
-INSERT_EVENT_COMPLETING: Final = (
+_COMPLETING: Final = (
     _EVENT_WITH_DELIVERIES  # noqa: S608 - joins constants only
     + """,
 completed AS (
@@ -53,8 +66,9 @@ completed AS (
     WHERE organization_id = $1
       AND key = $7
 )"""
-    + _NOTIFIED
 )
+INSERT_EVENT_COMPLETING: Final = _COMPLETING + _NOTIFIED
+INSERT_EVENT_COMPLETING_SILENT: Final = _COMPLETING + _UNANNOUNCED
 
 EVENTS_AFTER: Final = """
 SELECT id, organization_id, lead_id, sequence, type, payload, created_at, actor
@@ -111,15 +125,18 @@ async def insert_event(
     payload: dict[str, Any],
     actor: EventActor | None,
     completion: tuple[str, int, bytes] | None = None,
+    notify: bool = True,
 ) -> int:
     """Record the event and who made it happen; with `completion` (key, status, body),
-    complete that idempotency key in the same statement."""
+    complete that idempotency key in the same statement. `notify=False` when an event bus
+    relays the table (no NOTIFY)."""
     actor_document = actor.document() if actor is not None else None
     args = [organization_id, lead_id, sequence, type, payload, actor_document]
     if completion is None:
-        event_id: int = await conn.fetchval(INSERT_EVENT, *args)
+        event_id: int = await conn.fetchval(INSERT_EVENT if notify else INSERT_EVENT_SILENT, *args)
     else:
-        event_id = await conn.fetchval(INSERT_EVENT_COMPLETING, *args, *completion)
+        statement = INSERT_EVENT_COMPLETING if notify else INSERT_EVENT_COMPLETING_SILENT
+        event_id = await conn.fetchval(statement, *args, *completion)
     return event_id
 
 

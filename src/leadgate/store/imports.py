@@ -131,12 +131,14 @@ l AS (
 
 # Every lead.created of a batch, their webhook deliveries and notifications in one statement,
 # under the organization's event lock (store/events.py says why) taken once for the batch.
-INSERT_CREATED_EVENTS: Final = (
-    """
+_CREATED_EVENTS: Final = """
 WITH e AS (
     INSERT INTO lead_events (organization_id, lead_id, sequence, type, payload, actor)
     SELECT $1, (p.doc ->> 'id')::uuid, 1, 'lead.created', jsonb_build_object('lead', p.doc), $3
-    FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))) AS serialised,
+    FROM (
+            SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0)),
+                pg_current_xact_id()
+        ) AS serialised,
         jsonb_array_elements($2::jsonb) WITH ORDINALITY AS p (doc, n)
     ORDER BY p.n
     RETURNING id, organization_id, type
@@ -150,12 +152,17 @@ deliveries AS (
        AND w.enabled
        AND e.type = ANY (w.event_types)
 )
-SELECT count(pg_notify('"""  # noqa: S608 - joins constants only
+"""
+INSERT_CREATED_EVENTS: Final = (
+    _CREATED_EVENTS  # noqa: S608 - joins constants only
+    + """SELECT count(pg_notify('"""
     + NOTIFY_CHANNEL
     + """', organization_id::text || ':' || id::text))
 FROM e
 """
 )
+# The same without NOTIFY, when an event bus relays the table (store/events.py).
+INSERT_CREATED_EVENTS_SILENT: Final = _CREATED_EVENTS + "SELECT count(*)\nFROM e\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +290,9 @@ async def insert_created_events(
     organization_id: UUID,
     documents: list[dict[str, Any]],
     actor: EventActor | None,
+    *,
+    notify: bool = True,
 ) -> None:
     actor_document = actor.document() if actor is not None else None
-    await conn.fetchval(INSERT_CREATED_EVENTS, organization_id, documents, actor_document)
+    statement = INSERT_CREATED_EVENTS if notify else INSERT_CREATED_EVENTS_SILENT
+    await conn.fetchval(statement, organization_id, documents, actor_document)
