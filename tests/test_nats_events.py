@@ -135,9 +135,15 @@ async def a_lead(pool: asyncpg.Pool, tenant: Tenant) -> UUID:
 
 
 async def write_event(conn: asyncpg.Connection, tenant: Tenant, lead_id: UUID) -> int:
-    sequence = await conn.fetchval(
+    sequence: int = await conn.fetchval(
         "SELECT coalesce(max(sequence), 0) + 1 FROM lead_events WHERE lead_id = $1", lead_id
     )
+    return await write_event_at(conn, tenant, lead_id, sequence=sequence)
+
+
+async def write_event_at(
+    conn: asyncpg.Connection, tenant: Tenant, lead_id: UUID, *, sequence: int
+) -> int:
     return await events.insert_event(
         conn,
         tenant.id,
@@ -152,18 +158,19 @@ async def write_event(conn: asyncpg.Connection, tenant: Tenant, lead_id: UUID) -
 
 @contextlib.asynccontextmanager
 async def relayed(
-    database_url: str, server: NatsServer
+    database_url: str, server: NatsServer, *, relay: bool = True
 ) -> AsyncIterator[Callable[[int], Awaitable[list[int]]]]:
-    """An in-process relay and a NATS subscriber; yields `wait_for(n)`: the ids received
-    once there are n of them."""
+    """An in-process relay (unless `relay=False`) and a core NATS subscriber, which sees
+    every publish, a repeated one too; yields `wait_for(n)`: the ids received after those
+    already in the table, once there are n of them (or 10 s passed)."""
     # The stream is new: the relay first publishes what the table already holds.
     conn = await asyncpg.connect(database_url)
     try:
         before: int = await conn.fetchval("SELECT coalesce(max(id), 0) FROM lead_events")
     finally:
         await conn.close()
-    relay = Relay(database_url, server.url)
-    task = asyncio.create_task(relay.run())
+    relayer = Relay(database_url, server.url)
+    task = asyncio.create_task(relayer.run()) if relay else None
     nc = await nats.connect(server.url)
     received: list[int] = []
     arrived = asyncio.Event()
@@ -184,13 +191,15 @@ async def relayed(
         return list(received)
 
     try:
-        await asyncio.wait_for(relay.active.wait(), 10)
+        if task is not None:
+            await asyncio.wait_for(relayer.active.wait(), 10)
         yield wait_for
     finally:
         await nc.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def test_the_relay_holds_a_later_id_until_an_earlier_writer_in_another_org_commits(
@@ -243,6 +252,66 @@ async def test_the_relay_moves_past_an_id_whose_writer_rolled_back(
                 later = await write_event(quick, other_bus_tenant, second_lead)
             await failing_tx.rollback()
         assert await wait_for(1) == [later]
+
+
+async def test_concurrent_writers_in_two_organizations_are_published_once_in_id_order(
+    bus_database_url: str,
+    bus_pool: asyncpg.Pool,
+    bus_tenant: Tenant,
+    other_bus_tenant: Tenant,
+    nats_server: NatsServer,
+) -> None:
+    leads = [(bus_tenant, await a_lead(bus_pool, bus_tenant))] + [
+        (other_bus_tenant, await a_lead(bus_pool, other_bus_tenant))
+    ]
+    running = asyncio.Semaphore(8)
+
+    async def one(i: int) -> int:
+        tenant, lead_id = leads[i % 2]
+        async with running, bus_pool.acquire() as conn, conn.transaction():
+            event_id = await write_event_at(conn, tenant, lead_id, sequence=1000 + i)
+            await asyncio.sleep(0.001 * (i % 7))  # commits land out of id order
+            return event_id
+
+    async with relayed(bus_database_url, nats_server) as wait_for:
+        written = await asyncio.gather(*(one(i) for i in range(200)))
+        received = await wait_for(len(written))
+    assert received == sorted(written)
+
+
+async def test_a_standby_relay_takes_over_from_the_stream_s_last_message(
+    bus_database_url: str,
+    bus_pool: asyncpg.Pool,
+    bus_tenant: Tenant,
+    nats_server: NatsServer,
+) -> None:
+    lead_id = await a_lead(bus_pool, bus_tenant)
+    async with relayed(bus_database_url, nats_server) as wait_for:
+        async with bus_pool.acquire() as conn:
+            first = await write_event(conn, bus_tenant, lead_id)
+        assert await wait_for(1) == [first]
+        standby = Relay(bus_database_url, nats_server.url)
+        task = asyncio.create_task(standby.run())
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(standby.active.wait(), 1.5)
+        except BaseException:
+            task.cancel()
+            raise
+    # The first relay is gone (its connection, and with it the lock): the standby resumes
+    # after the stream's last message, publishing nothing twice.
+    try:
+        await asyncio.wait_for(standby.active.wait(), 5)
+        async with relayed(bus_database_url, nats_server, relay=False) as wait_for:
+            async with bus_pool.acquire() as conn:
+                second = await write_event(conn, bus_tenant, lead_id)
+            assert await wait_for(1) == [second]
+            assert await wait_for_quiet(wait_for) == [second]
+        assert standby.published == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 # --- gateways, subscribers and a nats-server that goes away ---------------------------------
