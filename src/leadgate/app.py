@@ -59,7 +59,14 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[keys.DOCUMENTS] = PersistedDocuments(
         pool, trusted_only=settings.trusted_documents == "only"
     )
-    app[keys.LEAD_READER] = LeadReader(pool)
+    # A replica for top-level lead reads (issue 13 #4): the same settings, its own pool.
+    read_pool = None
+    if settings.read_database_url is not None:
+        read_pool = await create_pool(
+            settings, counter=app[keys.STATEMENTS], url=settings.read_database_url
+        )
+        app[keys.READ_POOL] = read_pool
+    app[keys.LEAD_READER] = LeadReader(pool, read_pool)
     # With an event bus the relay reads lead_events: writes skip NOTIFY (issue 13 #3).
     notify = settings.event_bus is None
     app[keys.LEAD_WRITER] = LeadWriter(
@@ -72,6 +79,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     yield
     await importer.close()
     await authenticator.close()
+    if read_pool is not None:
+        await read_pool.close()
     await pool.close()
 
 

@@ -218,6 +218,15 @@ class Settings:
         "migration lock; unset → DATABASE_URL",
         repr=False,
     )
+    # Top-level lead reads tolerate a second of lag; writes and read-your-write paths do not
+    # (services/leads.py, docs/scale-out.md, issue 13 #4).
+    read_database_url: str | None = optional_setting(
+        "LEADGATE_READ_DATABASE_URL",
+        DATABASE,
+        "a read replica for `leads`/`lead`/`leadsConnection` and GET /v1/leads(/{id}) (a "
+        "second pool); everything else stays on DATABASE_URL; unset → DATABASE_URL",
+        repr=False,
+    )
     # Events over NATS JetStream instead of LISTEN/NOTIFY (events/nats_bus.py, issue 13 #3).
     event_bus: str | None = optional_setting(
         "LEADGATE_EVENT_BUS",

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 POOL: Final = web.AppKey("pool", asyncpg.Pool)
+# Set only with LEADGATE_READ_DATABASE_URL: the replica's pool (services/leads.py).
+READ_POOL: Final = web.AppKey("read_pool", asyncpg.Pool)
 STATEMENTS: Final = web.AppKey("statements", StatementCounter)
 AUTHENTICATOR: Final = web.AppKey("authenticator", Authenticator)
 DOCUMENTS: Final = web.AppKey("documents", PersistedDocuments)

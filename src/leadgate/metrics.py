@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final, Protocol
 
+import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -153,17 +154,25 @@ class _AppState(Collector):
                 "Times the LISTEN connection was re-established.",
                 listener.reconnects,
             )
-        pool = app.get(keys.POOL)
-        if pool is not None:
-            yield _gauge("leadgate_db_pool_size", "Connections open in the pool.", pool.get_size())
-            yield _gauge("leadgate_db_pool_idle", "Pool connections idle.", pool.get_idle_size())
-        if isinstance(pool, MeasuredPool):
-            wait = SummaryMetricFamily(
-                "leadgate_db_pool_acquire_wait_seconds",
-                "Time spent waiting for a pool connection.",
-            )
-            wait.add_metric([], count_value=pool.acquires, sum_value=pool.acquire_seconds)
-            yield wait
+        # The primary's names predate the replica: a second set, not a label, keeps them.
+        yield from _pool_metrics("leadgate_db_pool", "the pool", app.get(keys.POOL))
+        yield from _pool_metrics(
+            "leadgate_db_read_pool", "the read replica's pool", app.get(keys.READ_POOL)
+        )
+
+
+def _pool_metrics(prefix: str, which: str, pool: asyncpg.Pool | None) -> Iterator[Metric]:
+    if pool is None:
+        return
+    yield _gauge(f"{prefix}_size", f"Connections open in {which}.", pool.get_size())
+    yield _gauge(f"{prefix}_idle", f"Connections idle in {which}.", pool.get_idle_size())
+    if isinstance(pool, MeasuredPool):
+        wait = SummaryMetricFamily(
+            f"{prefix}_acquire_wait_seconds",
+            f"Time spent waiting for a connection of {which}.",
+        )
+        wait.add_metric([], count_value=pool.acquires, sum_value=pool.acquire_seconds)
+        yield wait
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:

@@ -23,23 +23,30 @@ from leadgate.store import catalog, events, leads
 
 
 class LeadReader:
-    """Every read is scoped to the principal's organization: there is no other way in."""
+    """Every read is scoped to the principal's organization: there is no other way in.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    `page`, `slice` and `record` (the top-level `leads`/`leadsConnection`/`lead` fields and
+    GET /v1/leads(/{id})) read `read_pool`, a replica a second behind at worst. The rest reads
+    the primary: the loaders also resolve a mutation's payload (a lead just written, its
+    history), and the events feed's `after` cursor must never skip a committed event.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, read_pool: asyncpg.Pool | None = None) -> None:
         self._pool = pool
+        self._read_pool = read_pool or pool
 
     async def page(self, principal: Principal, query: LeadQuery) -> LeadPage:
-        async with self._pool.acquire() as conn:
+        async with self._read_pool.acquire() as conn:
             return await leads.leads_page(conn, principal.organization_id, query)
 
     async def slice(self, principal: Principal, query: KeysetQuery) -> KeysetPage:
         """A keyset slice: stable under concurrent writes, unlike an offset page."""
-        async with self._pool.acquire() as conn:
+        async with self._read_pool.acquire() as conn:
             return await leads.leads_slice(conn, principal.organization_id, query)
 
     async def record(self, principal: Principal, lead_id: UUID) -> LeadRecord:
         """The lead with its stage and advisor, in one query."""
-        async with self._pool.acquire() as conn:
+        async with self._read_pool.acquire() as conn:
             record = await leads.lead_record(conn, principal.organization_id, lead_id)
         if record is None:
             raise NotFound("Lead not found")
