@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final, Protocol
 
-import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -161,7 +160,15 @@ class _AppState(Collector):
         )
 
 
-def _pool_metrics(prefix: str, which: str, pool: asyncpg.Pool | None) -> Iterator[Metric]:
+class _Pool(Protocol):
+    """What is read of an asyncpg pool (asyncpg itself stays in db, store and services)."""
+
+    def get_size(self) -> int: ...
+
+    def get_idle_size(self) -> int: ...
+
+
+def _pool_metrics(prefix: str, which: str, pool: _Pool | None) -> Iterator[Metric]:
     if pool is None:
         return
     yield _gauge(f"{prefix}_size", f"Connections open in {which}.", pool.get_size())
