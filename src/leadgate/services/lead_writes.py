@@ -158,9 +158,7 @@ class LeadWriter:
                     )
                 elif completion is not None:
                     await idempotency.complete(conn, org, *completion)
-            return WriteResult(
-                record=record, status=status, body=body, duplicates=found or ()
-            )
+            return WriteResult(record=record, status=status, body=body, duplicates=found or ())
         except asyncpg.LockNotAvailableError as exc:
             # A row this write needs stayed locked past lock_timeout: answer, don't hang.
             raise Conflict() from exc
