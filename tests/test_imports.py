@@ -185,11 +185,82 @@ async def test_refused_rows_are_reported_by_row_field_and_message_and_valid_rows
     assert names == ["Good One", "Good Two"]
 
 
-async def test_a_row_with_external_ids_is_refused_rather_than_written_without_their_uniqueness(
+SYNCED_CSV: Final = (
+    "businessName,email,externalIds\n"
+    'Synced One,one@example.com,"{""hubspot"": ""h-1"", ""sf"": ""s-1""}"\n'
+    'Synced Two,two@example.com,"{""hubspot"": ""h-2""}"\n'
+    "Plain Three,three@example.com,\n"
+)
+
+
+async def by_external_id(api: Api, tenant: Tenant, system: str, external_id: str) -> list[str]:
+    path = f"/v1/leads?externalId={system}:{external_id}"
+    status, body, _ = await api.rest("GET", path, tenant.read_key)
+    assert status == 200, body
+    return [lead["id"] for lead in body["data"]]
+
+
+async def test_rows_with_an_external_ids_column_create_leads_found_by_their_external_ids(
+    api: Api, tenant: Tenant, pool: asyncpg.Pool
+) -> None:
+    _, body, _ = await upload(api, tenant.write_key, SYNCED_CSV)
+    job_id = body["data"]["id"]
+    job = await finished(api, tenant.write_key, job_id)
+
+    assert job["counts"] == {"total": 3, "created": 3, "updated": 0, "failed": 0}
+    [one] = await by_external_id(api, tenant, "hubspot", "h-1")
+    assert await by_external_id(api, tenant, "sf", "s-1") == [one]
+    assert len(await by_external_id(api, tenant, "hubspot", "h-2")) == 1
+    leads = await imported_leads(pool, tenant)
+    assert [r["business_name"] for r in leads] == ["Plain Three", "Synced One", "Synced Two"]
+    assert {(r["source"], str(r["import_job_id"])) for r in leads} == {("csv_import", job_id)}
+    async with pool.acquire() as conn:
+        payload = await conn.fetchval(
+            "SELECT payload FROM lead_events WHERE organization_id = $1 AND lead_id = $2 "
+            "AND type = 'lead.created'",
+            tenant.id,
+            UUID(one),
+        )
+    assert payload["lead"]["attributes"]["importJobId"] == job_id
+
+
+async def test_importing_the_same_external_ids_again_updates_their_leads_without_duplicates(
+    api: Api, tenant: Tenant, pool: asyncpg.Pool
+) -> None:
+    _, first, _ = await upload(api, tenant.write_key, SYNCED_CSV)
+    await finished(api, tenant.write_key, first["data"]["id"])
+    [one] = await by_external_id(api, tenant, "hubspot", "h-1")
+    renamed = SYNCED_CSV.replace("Synced One", "Synced Uno")
+
+    _, again, _ = await upload(api, tenant.write_key, renamed)
+    job = await finished(api, tenant.write_key, again["data"]["id"])
+
+    assert job["counts"] == {"total": 3, "created": 1, "updated": 2, "failed": 0}
+    assert await by_external_id(api, tenant, "hubspot", "h-1") == [one]
+    synced = await count(
+        pool,
+        "SELECT count(*) FROM leads WHERE organization_id = $1 AND business_name LIKE 'Synced %'",
+        tenant.id,
+    )
+    assert synced == 2
+    async with pool.acquire() as conn:
+        updated = await conn.fetch(
+            "SELECT payload FROM lead_events WHERE organization_id = $1 AND lead_id = $2 "
+            "AND type = 'lead.updated'",
+            tenant.id,
+            UUID(one),
+        )
+    [event] = updated
+    assert event["payload"]["changes"]["businessName"] == {"from": "Synced One", "to": "Synced Uno"}
+
+
+async def test_a_row_whose_external_id_another_lead_holds_is_a_row_error_and_the_rest_written(
     api: Api, tenant: Tenant, pool: asyncpg.Pool
 ) -> None:
     lines = (
-        b'{"businessName": "Synced", "externalIds": {"hubspot": "77"}}\n{"businessName": "Plain"}\n'
+        b'{"businessName": "Holder", "externalIds": {"hubspot": "9"}}\n'
+        b'{"businessName": "Taker", "externalIds": {"sf": "x", "hubspot": "9"}}\n'
+        b'{"businessName": "After", "externalIds": {"hubspot": "10"}}\n'
     )
 
     _, body, _ = await api.rest(
@@ -201,10 +272,14 @@ async def test_a_row_with_external_ids_is_refused_rather_than_written_without_th
     )
     job = await finished(api, tenant.write_key, body["data"]["id"])
 
-    assert job["counts"]["created"] == 1 and job["counts"]["failed"] == 1
-    errors = await all_errors(api, tenant.write_key, body["data"]["id"])
-    assert [(e["row"], e["field"]) for e in errors] == [(1, "externalIds")]
-    assert [r["business_name"] for r in await imported_leads(pool, tenant)] == ["Plain"]
+    assert job["counts"] == {"total": 3, "created": 2, "updated": 0, "failed": 1}
+    [error] = await all_errors(api, tenant.write_key, body["data"]["id"])
+    assert (error["row"], error["field"]) == (2, "externalIds")
+    [holder] = await by_external_id(api, tenant, "hubspot", "9")
+    assert holder in error["message"]
+    assert await by_external_id(api, tenant, "sf", "x") == []
+    names = [r["business_name"] for r in await imported_leads(pool, tenant)]
+    assert names == ["After", "Holder"]
 
 
 async def test_the_errors_of_an_import_page_through_with_a_cursor(api: Api, tenant: Tenant) -> None:

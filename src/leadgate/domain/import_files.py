@@ -30,7 +30,7 @@ MAX_LINE_BYTES: Final = 256 * 1024
 TAG_SEPARATOR: Final = ";"
 # Every source an import writes is csv_import: the column is not the file's to choose.
 COLUMNS: Final = tuple(f.input_name for f in CREATE_INPUTS if f.input_name != "source")
-_JSON_COLUMNS: Final = frozenset({"customFields"})
+_JSON_COLUMNS: Final = frozenset({"customFields", "externalIds"})
 _LIST_COLUMNS: Final = frozenset({"tags"})
 _BOM: Final = b"\xef\xbb\xbf"
 

@@ -4,6 +4,10 @@ Each row is judged by the one lead validator (domain/validation.py). A batch wri
 rows in one INSERT, their lead.created events in one more statement, records its refused rows
 and adds its counts to the job, and commits: a database error rolls back that batch alone (its
 rows are then reported as failed), and the batches before and after it stand.
+
+A row carrying externalIds is upserted by its first one instead (services/lead_matching.py),
+in a savepoint of its batch's transaction: it creates or updates the lead that id names, with
+that write's own event, and another lead holding one of its ids makes it a refused row.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from uuid import UUID
 import asyncpg
 
 from leadgate.domain.errors import (
+    DuplicateLead,
     FieldError,
     Forbidden,
     IdempotencyKeyInUse,
@@ -39,7 +44,8 @@ from leadgate.domain.import_files import (
 )
 from leadgate.domain.models import Principal
 from leadgate.domain.representation import lead_document
-from leadgate.domain.validation import LeadDraft, validate_create
+from leadgate.domain.validation import LeadDraft, external_id_problem, validate_create
+from leadgate.services.lead_matching import upsert_by_external_id
 from leadgate.services.lead_writes import WriteContext
 from leadgate.store import idempotency
 from leadgate.store import imports as store
@@ -87,29 +93,64 @@ class DryRun:
     errors: list[tuple[int, str | None, str]] = field(default_factory=list)
 
 
-def _row_input(row: ImportRow) -> tuple[LeadDraft | None, list[FieldError]]:
+def _prepared(row: ImportRow) -> tuple[dict[str, Any], list[FieldError]]:
+    """The row's create input (source csv_import) and the problems found reading it."""
     raw = dict(row.raw)
     problems = list(row.problems)
     given_source = raw.pop("source", SOURCE)
     if given_source != SOURCE:
         problems.append(FieldError("source", f"is {SOURCE} for every imported lead"))
-    if raw.get("externalIds"):
-        # A bulk insert cannot hold each external id unique per organization (the
-        # lead_external_ids side table) row by row yet: refused, never silently duplicated.
-        problems.append(
-            FieldError(
-                "externalIds",
-                "is not imported yet: set it with PUT /v1/leads/by-external-id/{system}/{id}",
-            )
-        )
     for problem in problems:
         raw.pop(problem.field, None)
     raw["source"] = SOURCE
+    return raw, problems
+
+
+def _row_input(row: ImportRow) -> tuple[LeadDraft | None, list[FieldError]]:
+    raw, problems = _prepared(row)
     try:
         draft = validate_create(raw)
     except ValidationFailed as invalid:
         return None, [*problems, *invalid.fields]
     return (None, problems) if problems else (draft, [])
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """A row upserted by its first external id (the others are synced with it)."""
+
+    row: ImportRow
+    fields: dict[str, Any]
+    system: str
+    external_id: str
+
+
+def _keyed(
+    batch: Sequence[ImportRow],
+) -> tuple[list[ImportRow], list[Keyed], list[tuple[int, str | None, str]]]:
+    """The batch's rows for the bulk insert, those carrying external ids, and the refused."""
+    plain: list[ImportRow] = []
+    keyed: list[Keyed] = []
+    errors: list[tuple[int, str | None, str]] = []
+    for row in batch:
+        if not row.raw.get("externalIds"):
+            plain.append(row)
+            continue
+        raw, problems = _prepared(row)
+        ids = raw.get("externalIds")
+        if not problems and not isinstance(ids, dict):
+            problems.append(FieldError("externalIds", "must be a JSON object of system name to id"))
+        if problems:
+            errors.extend((row.number, p.field, p.message) for p in problems)
+            continue
+        assert isinstance(ids, dict)  # noqa: S101 - checked above
+        system, external_id = next(iter(ids.items()))
+        problem = external_id_problem(system, external_id)
+        if problem is not None:
+            errors.append((row.number, f"externalIds.{str(system)[:32]}", problem))
+            continue
+        keyed.append(Keyed(row, raw, system, external_id))
+    return plain, keyed, errors
 
 
 def _judge(
@@ -314,15 +355,59 @@ class Importer:
                     )
             raise
 
+    async def _upsert(
+        self,
+        conn: asyncpg.Connection,
+        ctx: WriteContext,
+        job_id: UUID,
+        keyed: Keyed,
+        created_by: str | None,
+    ) -> tuple[bool | None, list[tuple[int, str | None, str]]]:
+        """One row by its external id, in a savepoint of the batch's transaction (a refused
+        row leaves nothing behind): whether it created the lead (None: refused), its errors."""
+        org = ctx.principal.organization_id
+        number = keyed.row.number
+        try:
+            async with conn.transaction():
+                result = await upsert_by_external_id(
+                    conn,
+                    org,
+                    system=keyed.system,
+                    external_id=keyed.external_id,
+                    fields=keyed.fields,
+                    actor=ctx.actor,
+                    created_by=created_by,
+                    notify=self._notify,
+                )
+                if result.created:
+                    await store.claim_created(
+                        conn, org, result.record.lead.id, job_id, result.event_id
+                    )
+        except DuplicateLead as duplicate:
+            return None, [(number, "externalIds", duplicate.message)]
+        except ValidationFailed as invalid:
+            found = invalid.fields or [FieldError("externalIds", invalid.message)]
+            return None, [(number, e.field, e.message) for e in found]
+        return result.created, []
+
     async def _batch(self, ctx: WriteContext, job_id: UUID, batch: list[ImportRow]) -> None:
         org = ctx.principal.organization_id
-        valid, errors = _judge(batch)
+        plain, keyed, errors = _keyed(batch)
+        valid, refused = _judge(plain)
+        errors.extend(refused)
         created_by = ctx.principal.actor.id if ctx.principal.actor else None
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                created = updated = 0
+                if keyed:
+                    await store.lock_events(conn, org)
+                for row in keyed:
+                    outcome, problems = await self._upsert(conn, ctx, job_id, row, created_by)
+                    errors.extend(problems)
+                    created += outcome is True
+                    updated += outcome is False
                 valid, unknown = await _referenced(conn, org, valid)
                 errors = sorted([*errors, *unknown], key=lambda e: e[0])
-                created = 0
                 await store.insert_errors(conn, org, job_id, errors)
                 if valid:
                     records = await store.insert_leads(
@@ -332,7 +417,7 @@ class Importer:
                         created_by=created_by,
                         job_id=job_id,
                     )
-                    created = len(records)
+                    created += len(records)
                     # Last but one: from here to commit this batch holds the organization's
                     # event lock, then the job's row.
                     await store.insert_created_events(
@@ -343,7 +428,12 @@ class Importer:
                         notify=self._notify,
                     )
                 await store.count_batch(
-                    conn, org, job_id, created=created, failed=len({e[0] for e in errors})
+                    conn,
+                    org,
+                    job_id,
+                    created=created,
+                    updated=updated,
+                    failed=len({e[0] for e in errors}),
                 )
         except asyncpg.PostgresError as exc:
             # This batch is rolled back whole: report each of its rows, and go on.

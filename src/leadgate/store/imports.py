@@ -52,7 +52,8 @@ WHERE organization_id = $1
 COUNT_BATCH: Final = """
 UPDATE import_jobs
 SET created_count = created_count + $3,
-    failed_count = failed_count + $4
+    failed_count = failed_count + $4,
+    updated_count = updated_count + $5
 WHERE organization_id = $1
   AND id = $2
 """
@@ -97,6 +98,26 @@ SELECT
         AS advisors,
     ARRAY(SELECT id FROM contacts WHERE organization_id = $1 AND id = ANY ($4::uuid[]))
         AS contacts
+"""
+
+# The organization's event lock (store/events.py), taken first by a batch that upserts by
+# external id: its rows lock external ids and values, then write events one by one, so two
+# such batches taking them in opposite orders would deadlock.
+LOCK_EVENTS: Final = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))"
+
+# A lead an upsert created becomes the job's, and so does its lead.created event (recorded
+# a statement earlier in the same transaction, before the lead had its job id).
+CLAIM_CREATED: Final = """
+WITH l AS (
+    UPDATE leads
+    SET import_job_id = $3
+    WHERE organization_id = $1
+      AND id = $2
+)
+UPDATE lead_events
+SET payload = jsonb_set(payload, '{lead,attributes,importJobId}', to_jsonb($3::uuid::text))
+WHERE organization_id = $1
+  AND id = $4
 """
 
 # A whole batch of validated rows in one statement: jsonb_populate_recordset types each value
@@ -226,9 +247,29 @@ async def finish_job(
 
 
 async def count_batch(
-    conn: asyncpg.Connection, organization_id: UUID, job_id: UUID, *, created: int, failed: int
+    conn: asyncpg.Connection,
+    organization_id: UUID,
+    job_id: UUID,
+    *,
+    created: int,
+    failed: int,
+    updated: int = 0,
 ) -> None:
-    await conn.execute(COUNT_BATCH, organization_id, job_id, created, failed)
+    await conn.execute(COUNT_BATCH, organization_id, job_id, created, failed, updated)
+
+
+async def lock_events(conn: asyncpg.Connection, organization_id: UUID) -> None:
+    await conn.execute(LOCK_EVENTS, organization_id)
+
+
+async def claim_created(
+    conn: asyncpg.Connection,
+    organization_id: UUID,
+    lead_id: UUID,
+    job_id: UUID,
+    event_id: int | None,
+) -> None:
+    await conn.execute(CLAIM_CREATED, organization_id, lead_id, job_id, event_id)
 
 
 async def insert_errors(
