@@ -27,6 +27,7 @@ import pytest
 from leadgate.config import Settings
 from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool
+from leadgate.domain.webhooks import EVENT_TYPES
 from tests.databases import create_database, drop_database
 from tests.processes import LEADGATE, free_port, leadgate
 from tests.support import Api, Tenant, make_tenant
@@ -396,7 +397,7 @@ async def test_webhook_list_shows_the_endpoints_without_secrets(
         {
             "id": added["id"],
             "url": added["url"],
-            "eventTypes": ["lead.created", "lead.updated", "lead.status_changed", "lead.assigned"],
+            "eventTypes": list(EVENT_TYPES),
             "enabled": True,
         }
     ]

@@ -189,26 +189,44 @@ class _Runner:
 
     async def complete_object(self, plan: ObjectPlan, source: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        pending: list[tuple[str, Awaitable[Any]]] = []
-        for f in plan.fields:
-            if f.attribute is not None:
-                value = getattr(source, f.attribute)
-                if f.complete is not None:
-                    out[f.key] = f.complete(value)
+        pending: list[tuple[FieldPlan, Any]] = []
+        try:
+            for f in plan.fields:
+                if f.attribute is not None:
+                    value = getattr(source, f.attribute)
+                    if f.complete is not None:
+                        out[f.key] = f.complete(value)
+                        continue
+                elif f.resolved:
+                    value = self.resolve(f, source)
+                else:
+                    out[f.key] = plan.type_name  # __typename
                     continue
-            elif f.resolved:
-                value = self.resolve(f, source)
-            else:
-                out[f.key] = plan.type_name  # __typename
-                continue
-            pending.append((f.key, f.complete_async(self, value)))
-            out[f.key] = None  # keeps the document's order; filled in below
+                pending.append((f, value))
+                out[f.key] = None  # keeps the document's order; filled in below
+        except BaseException:
+            _close_unstarted(pending)
+            raise
         if pending:
-            # Started together, so sibling loaders batch into one query each.
-            values = await asyncio.gather(*(aw for _, aw in pending))
-            for (key, _), value in zip(pending, values, strict=True):
-                out[key] = value
+            try:
+                # Started together, so sibling loaders batch into one query each.
+                values = await asyncio.gather(*(f.complete_async(self, v) for f, v in pending))
+            except BaseException:
+                # Cancelled (a subscriber went away) before some completions took their first
+                # step: their resolvers' coroutines were never started.
+                _close_unstarted(pending)
+                raise
+            for (f, _), value in zip(pending, values, strict=True):
+                out[f.key] = value
         return out
+
+
+def _close_unstarted(pending: list[tuple[FieldPlan, Any]]) -> None:
+    """Close the resolver coroutines nothing will await (a sibling fell back or failed, or
+    the completion was cancelled), or each warns at collection that it was never awaited."""
+    for _, value in pending:
+        if inspect.iscoroutine(value) and inspect.getcoroutinestate(value) == "CORO_CREATED":
+            value.close()
 
 
 async def _unreachable(_runner: _Runner, _value: Any) -> Any:
