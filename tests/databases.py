@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from leadgate.config import Settings
+from leadgate.db.migrate import migrate
+from leadgate.db.pool import create_pool
 
 
 def with_database(url: str, name: str) -> str:
@@ -31,3 +37,25 @@ async def drop_database(server_url: str, database_url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def throwaway_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh database beside `server_url`'s for the block (a module's own processes)."""
+    url = await create_database(server_url, prefix=prefix)
+    try:
+        yield url
+    finally:
+        await drop_database(server_url, url)
+
+
+@contextlib.asynccontextmanager
+async def migrated_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on `database_url`, migrated first, for the block."""
+    pool = await create_pool(Settings(database_url=database_url))
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        yield pool
+    finally:
+        await pool.close()

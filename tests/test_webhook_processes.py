@@ -24,11 +24,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from leadgate.config import Settings
-from leadgate.db.migrate import migrate
-from leadgate.db.pool import create_pool
 from leadgate.domain.webhooks import EVENT_TYPES
-from tests.databases import create_database, drop_database
+from tests.databases import migrated_pool, throwaway_database
 from tests.processes import LEADGATE, free_port, leadgate
 from tests.support import Api, Tenant, make_tenant
 from tests.webhook_receiver import Received, Receiver, Reply
@@ -50,18 +47,14 @@ mutation($url: String!, $types: [String!]!) {
 
 @pytest.fixture(scope="module")
 async def process_database_url(server_url: str) -> AsyncIterator[str]:
-    url = await create_database(server_url, prefix="leadgate_webhook_processes")
-    yield url
-    await drop_database(server_url, url)
+    async with throwaway_database(server_url, "leadgate_webhook_processes") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 async def process_pool(process_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(Settings(database_url=process_database_url))
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    yield pool
-    await pool.close()
+    async with migrated_pool(process_database_url) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -27,10 +27,7 @@ import asyncpg
 import pytest
 
 from leadgate import supervisor
-from leadgate.config import Settings
-from leadgate.db.migrate import migrate
-from leadgate.db.pool import create_pool
-from tests.databases import create_database, drop_database
+from tests.databases import migrated_pool, throwaway_database
 from tests.processes import LEADGATE, free_port, leadgate
 from tests.support import Api, Tenant, make_tenant, ok
 from tests.test_subscriptions import MOVE, STAGE_CHANGES
@@ -191,18 +188,14 @@ async def supervised(
 
 @pytest.fixture(scope="module")
 async def workers_database_url(server_url: str) -> AsyncIterator[str]:
-    url = await create_database(server_url, prefix="leadgate_workers")
-    yield url
-    await drop_database(server_url, url)
+    async with throwaway_database(server_url, "leadgate_workers") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 async def workers_pool(workers_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(Settings(database_url=workers_database_url))
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    yield pool
-    await pool.close()
+    async with migrated_pool(workers_database_url) as pool:
+        yield pool
 
 
 @pytest.fixture
