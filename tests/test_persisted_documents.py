@@ -34,7 +34,7 @@ from leadgate.db.statements import StatementCounter
 from leadgate.domain.documents import Document
 from leadgate.services.documents import trust_documents
 from tests.processes import leadgate
-from tests.support import Api, Tenant, bearer, error_codes, header
+from tests.support import Api, Tenant, bearer, error_codes, fewest_statements, header
 from tests.ws_client import connect
 
 JS_DIR: Final = Path(__file__).with_name("js")
@@ -221,15 +221,16 @@ async def test_a_cached_hash_costs_the_query_s_statements_and_no_more(
 ) -> None:
     document = unique()
     await post(api, tenant.read_key, {"query": document})  # the key, now cached
-    before = statements.total
-    await post(api, tenant.read_key, {"query": document})
-    free_text = statements.total - before
+    free_text = await fewest_statements(
+        statements, lambda: post(api, tenant.read_key, {"query": document})
+    )
     await post(api, tenant.read_key, {"query": document, "extensions": apq(document)})
 
-    before = statements.total
-    await post(api, tenant.read_key, {"extensions": apq(document)})
+    by_hash = await fewest_statements(
+        statements, lambda: post(api, tenant.read_key, {"extensions": apq(document)})
+    )
 
-    assert statements.total - before == free_text
+    assert by_hash == free_text
 
 
 # --- GET ---------------------------------------------------------------------------------------
@@ -392,9 +393,9 @@ async def test_trusted_only_runs_a_manifest_document_and_a_known_hash_costs_no_l
     document = unique()
     await trust(pool, document)
     await post(api, tenant.read_key, {"query": document})  # the key, now cached
-    before = statements.total
-    await post(api, tenant.read_key, {"query": document})
-    query_alone = statements.total - before
+    query_alone = await fewest_statements(
+        statements, lambda: post(api, tenant.read_key, {"query": document})
+    )
     first_status, first = await post(trusted.api, tenant.read_key, {"documentId": sha(document)})
 
     before = trusted.statements.total

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from leadgate.db.statements import StatementCounter
-from tests.support import Api, Tenant, make_tenant
+from tests.support import Api, Tenant, fewest_statements, make_tenant
 
 STAGE: Final = "stage { id stageKey stageLabel color semanticSlot position }"
 ADVISOR: Final = "primaryAdvisor { id name email }"
@@ -30,9 +30,6 @@ CONNECTION: Final = (
     f" edges {{ cursor node {{ {LEAD_FIELDS} }} }} }} }}"
 )
 BUDGET: Final = 3
-# Background work on the server's pool (the webhook dispatcher's polls) can only add
-# statements to a measurement, so the least of a few runs is the request's own cost.
-RUNS: Final = 3
 
 
 @pytest.fixture(scope="module")
@@ -60,27 +57,26 @@ async def graphql_cost(
     """Statements one request sends (read once its response is in) and its data."""
     # Warm-up: the API-key cache, and each pooled connection's prepared-type caches.
     await api.graphql(key, query, variables)
-    costs = []
     data: dict[str, Any] = {}
-    for _ in range(RUNS):
-        before = statements.total
+
+    async def send() -> None:
+        nonlocal data
         status, body = await api.graphql(key, query, variables)
-        costs.append(statements.total - before)
         assert status == 200
         assert "errors" not in body, body
         data = body["data"]
-    return min(costs), data
+
+    return await fewest_statements(statements, send), data
 
 
 async def rest_cost(api: Api, statements: StatementCounter, key: str, path: str) -> int:
     await api.rest("GET", path, key)
-    costs = []
-    for _ in range(RUNS):
-        before = statements.total
+
+    async def send() -> None:
         status, _, _ = await api.rest("GET", path, key)
-        costs.append(statements.total - before)
         assert status == 200
-    return min(costs)
+
+    return await fewest_statements(statements, send)
 
 
 async def test_a_full_page_of_100_leads_costs_as_many_statements_as_a_page_of_1(

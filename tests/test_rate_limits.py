@@ -316,13 +316,15 @@ async def test_a_subscribe_over_the_limit_gets_a_rate_limited_error_and_the_sock
 
 async def hammer(apis: list[Api], key: str, seconds: float) -> tuple[Counter[int], float]:
     """REST requests (1 point each) from 4 clients spread over `apis` for `seconds`: the
-    statuses, and the seconds from the first request to the last one answered 200."""
+    statuses, and the seconds from the first answer 200 to the last one.
+
+    The window opens at the first 200, not at the first request: the bucket starts filling when
+    the server takes its first debit, and a loaded machine may take a while to get there."""
     statuses: Counter[int] = Counter()
     start = time.monotonic()
-    last_ok = start
+    answered: list[float] = []
 
     async def client(index: int) -> None:
-        nonlocal last_ok
         turn = index
         while time.monotonic() - start < seconds:
             api = apis[turn % len(apis)]
@@ -331,13 +333,13 @@ async def hammer(apis: list[Api], key: str, seconds: float) -> tuple[Counter[int
                 await r.read()
                 statuses[r.status] += 1
                 if r.status == 200:
-                    last_ok = time.monotonic()
+                    answered.append(time.monotonic())
                 else:
                     assert r.status == 429, r.status
                     assert r.headers["Retry-After"] == "1"
 
     await asyncio.gather(*(client(i) for i in range(4)))
-    return statuses, last_ok - start
+    return statuses, max(answered) - min(answered)
 
 
 def assert_configured_rate(statuses: Counter[int], elapsed: float) -> float:
