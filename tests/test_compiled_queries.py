@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +20,8 @@ from leadgate.domain.models import Principal
 from leadgate.graphql.schema import LeadgateSchema, RefusedResult, build_schema
 from leadgate.graphql.view import LeadgateGraphQLView
 from tests.graphql_context import make_context, principal_with_history
-from tests.support import Api, Tenant, error_codes
+from tests.support import EVENTS, Api, Tenant, create_lead, error_codes, move_lead, ok
+from tests.ws_client import connect, subscribe
 
 LEAD_FIELDS = """
   id businessName contactFirstName contactLastName email phone industry monthlyRevenue
@@ -173,15 +177,6 @@ def test_mutations_and_introspection_are_never_compiled() -> None:
     assert schema.plan("{ __schema { queryType { name } } }", None) is None
 
 
-def test_a_subscription_document_compiles_so_each_event_is_completed_once() -> None:
-    schema = build_schema(compiled=True)
-    assert isinstance(schema, LeadgateSchema)
-
-    document = "subscription { leadStageChanged { eventId lead { id } toStage { stageKey } } }"
-
-    assert schema.plan(document, None) is not None
-
-
 def served_schema(app: web.Application) -> LeadgateSchema:
     """The schema behind an app's /graphql route."""
     for route in app.router.routes():
@@ -224,3 +219,44 @@ async def test_a_bug_in_a_plan_is_answered_as_internal_and_not_hidden_by_a_rerun
     assert (status, error_codes(body)) == (500, ["INTERNAL"])
     assert "data" not in body
     assert (schema.fallbacks, schema.plan_hits) == (fallbacks, hits)
+
+
+async def test_an_event_is_completed_and_encoded_once_for_every_subscriber_of_a_document(
+    compiled_gateway: tuple[Api, LeadgateSchema], tenant: Tenant
+) -> None:
+    api, schema = compiled_gateway
+    document = (
+        "subscription($after: ID) { leadStageChanged(after: $after) "
+        "{ eventId lead { id businessName } toStage { stageKey } } }"
+    )
+    lead_id = await create_lead(api, tenant, "Shared Frames Bakery")
+    (created,) = (await ok(api, tenant.read_key, EVENTS, {"types": ["lead.created"]}))["events"][
+        -1:
+    ]
+    # From `after` the subscribers replay the move whenever each was registered: no race.
+    variables = {"after": created["id"]}
+    plan = schema.plan(document, None)
+    assert plan is not None
+    before = plan.completions
+    url = f"{api.base}/graphql"
+
+    async with contextlib.AsyncExitStack() as sockets:
+        subscriptions = []
+        for n in range(3):
+            ws = await sockets.enter_async_context(connect(api.session, url, tenant.read_key))
+            subscriptions.append((ws, await subscribe(ws, document, variables, op_id=f"s{n}")))
+        await move_lead(api, tenant, lead_id, 3)
+        frames = [await next_frame(ws) for ws, _ in subscriptions]
+
+    payloads = {frame[frame.index('"payload":') :] for frame in frames}
+    assert len(payloads) == 1  # byte for byte the same payload on every socket
+    assert json.loads(frames[0])["payload"]["data"]["leadStageChanged"]["lead"]["id"] == lead_id
+    assert plan.completions - before == 1
+
+
+async def next_frame(ws: aiohttp.ClientWebSocketResponse) -> str:
+    """The next `next` frame's text, as the gateway sent it."""
+    while True:
+        text = await asyncio.wait_for(ws.receive_str(), 5)
+        if json.loads(text)["type"] == "next":
+            return text

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
 from graphql import (
     ASTValidationRule,
     DocumentNode,
@@ -54,6 +55,8 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.schema.schema import validate_document
 from strawberry.schema.schema_converter import get_arguments
 from strawberry.types.field import StrawberryField
+
+from leadgate.graphql.encoding import Encoded
 
 MAX_PLANS: Final = 512
 MAX_COMPLETED_EVENTS: Final = 256
@@ -114,6 +117,9 @@ class Plan:
     _completed_events: OrderedDict[tuple[Any, str], dict[str, Any]] = field(
         default_factory=OrderedDict
     )
+    # Events completed (and encoded) so far: one per event and variables, whatever the
+    # number of subscribers.
+    completions: int = 0
 
     def _runner(self, context: Any, variables: dict[str, Any] | None) -> _Runner:
         coerced = get_variable_values(
@@ -144,7 +150,8 @@ class Plan:
             key = (getattr(event, "event_id", None), variables_key)
             if key[0] is not None and key in self._completed_events:
                 return self._completed_events[key]
-            data = {root.key: await root.complete_async(runner, event)}
+            data = {root.key: _encoded_once(await root.complete_async(runner, event))}
+            self.completions += 1
             if key[0] is not None:
                 self._completed_events[key] = data
                 if len(self._completed_events) > MAX_COMPLETED_EVENTS:
@@ -152,6 +159,15 @@ class Plan:
             return data
 
         return source, complete
+
+
+def _encoded_once(value: Any) -> Any:
+    """The completed event with its JSON, which every subscriber's frame embeds as it is: encoded
+    once, not once per socket. A value orjson refuses stays plain, for each frame's encoder."""
+    try:
+        return Encoded(value)
+    except orjson.JSONEncodeError:
+        return value
 
 
 class _Runner:

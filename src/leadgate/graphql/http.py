@@ -17,7 +17,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import orjson
 from aiohttp import web
 from graphql import GraphQLError
 from strawberry.schema.base import BaseSchema
@@ -35,6 +34,7 @@ from leadgate.envelope import (
 )
 from leadgate.graphql import persisted
 from leadgate.graphql.context import Context
+from leadgate.graphql.encoding import encode
 from leadgate.graphql.errors import annotate
 from leadgate.graphql.schema import RefusedResult
 
@@ -79,14 +79,6 @@ async def respond(
         max_age = request.config_dict[keys.SETTINGS].persisted_get_max_age
         persisted.cache(request, response, encoded, max_age=max_age)
     return response
-
-
-def encode(body: object) -> bytes:
-    try:
-        return orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        # A client's lone surrogate echoed in an error message: json escapes it.
-        return json.dumps(body).encode()
 
 
 async def _params(request: web.Request) -> dict[str, Any]:

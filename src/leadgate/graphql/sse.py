@@ -46,10 +46,10 @@ from leadgate.graphql.connections import (
     resume_message,
 )
 from leadgate.graphql.context import Context
+from leadgate.graphql.encoding import encode
 from leadgate.graphql.errors import annotate
 from leadgate.graphql.gate import Refused
 from leadgate.graphql.http import _params as request_params
-from leadgate.graphql.http import encode
 from leadgate.graphql.schema import LeadgateSchema, RefusedResult
 from leadgate.services.event_feed import Position
 

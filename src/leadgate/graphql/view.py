@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
-import orjson
 from aiohttp import web
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
@@ -22,6 +20,7 @@ from leadgate.graphql.connections import (
     TransportWSConnection,
 )
 from leadgate.graphql.context import Context
+from leadgate.graphql.encoding import encode
 from leadgate.graphql.ide import render_graphiql
 from leadgate.graphql.schema import LeadgateSchema
 from leadgate.middleware import is_graphiql_page as _is_graphiql_page
@@ -123,11 +122,7 @@ class LeadgateGraphQLView(GraphQLView[Context, None]):
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: graphql-transport-ws frames must be text frames.
-        try:
-            return orjson.dumps(data).decode()
-        except orjson.JSONEncodeError:
-            # A client's lone surrogate echoed in an error message: json escapes it.
-            return json.dumps(data)
+        return encode(data).decode()
 
 
 async def _authenticate(authenticator: Authenticator, authorization: object) -> Principal | None:
