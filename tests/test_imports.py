@@ -25,6 +25,7 @@ from leadgate.domain.import_files import ImportFormat
 from leadgate.domain.models import Principal
 from leadgate.services.imports import Importer, ImportFile
 from leadgate.services.lead_writes import WriteContext
+from leadgate.store.events import NOTIFY_CHANNEL
 from tests.processes import leadgate
 from tests.support import Api, Tenant, bearer, error_codes, header
 
@@ -534,6 +535,27 @@ async def test_leadgate_import_writes_a_csv_file_with_a_progress_bar(
     progress = [line for line in result.stderr.splitlines() if line.startswith("rows [")]
     assert progress and "6/6" in progress[-1], result.stderr
     assert len(await imported_leads(pool, tenant)) == 5
+
+
+async def test_leadgate_import_with_an_event_bus_sends_no_notify(
+    db_env: dict[str, str], database_url: str, tenant: Tenant, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(csv_rows(3))
+    heard: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[-1]))
+    # The relay publishes from lead_events; nothing here connects to the bus itself.
+    env = {**db_env, "LEADGATE_EVENT_BUS": "nats://127.0.0.1:4222"}
+    try:
+        result = (await leadgate("import", str(path), "--org", str(tenant.id), env=env)).ok()
+        await listener.execute("SELECT 1")  # a round trip: notifications already sent are in
+    finally:
+        await listener.close()
+
+    assert "completed: 3 created, 0 failed of 3" in result.stdout
+    assert len(await imported_leads(pool, tenant)) == 3
+    assert heard == []
 
 
 async def test_leadgate_import_dry_run_reports_the_refused_rows_and_writes_nothing(

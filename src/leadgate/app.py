@@ -67,8 +67,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         )
         app[keys.READ_POOL] = read_pool
     app[keys.LEAD_READER] = LeadReader(pool, read_pool)
-    # With an event bus the relay reads lead_events: writes skip NOTIFY (issue 13 #3).
-    notify = settings.event_bus is None
+    notify = settings.writes_notify
     app[keys.LEAD_WRITER] = LeadWriter(
         pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds, notify=notify
     )

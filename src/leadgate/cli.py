@@ -325,7 +325,11 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> None:
     ctx = WriteContext(principal=_operator(args.org), request_id="cli")
 
     async def work(pool: asyncpg.Pool) -> None:
-        importer = Importer(pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds)
+        importer = Importer(
+            pool,
+            idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+            notify=settings.writes_notify,
+        )
         if args.dry_run:
             report = await importer.dry_run(ctx.principal, upload)
             for row, field, message in report.errors[:100]:

@@ -525,6 +525,12 @@ class Settings:
         return self.direct_database_url is not None
 
     @property
+    def writes_notify(self) -> bool:
+        """Whether writes NOTIFY the gateways' listeners: not with an event bus, whose relay
+        reads lead_events instead (issue 13 #3)."""
+        return self.event_bus is None
+
+    @property
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "pg"
 
