@@ -15,7 +15,7 @@ from uuid import UUID
 from leadgate.domain.errors import FieldError, ValidationFailed
 from leadgate.domain.ids import parse_event_id, parse_uuid
 from leadgate.domain.models import LeadFilter, LeadQuery, LeadRecord
-from leadgate.domain.webhooks import EVENT_TYPES
+from leadgate.domain.webhooks import LEAD_EVENT_TYPES, ORGANIZATION_EVENT_TYPES
 
 MAX_LIMIT: Final = 100
 MAX_EVENTS: Final = 1000
@@ -71,6 +71,21 @@ class EventQuery:
     limit: int
 
 
+def lead_event_types_problem(types: list[str]) -> str | None:
+    """Why `types` cannot narrow a lead feed (`events`, GET /v1/events, leadEvents), or None.
+
+    An organization event is named as such: it is a webhook event, never in a lead feed."""
+    organization = [t for t in types if t in ORGANIZATION_EVENT_TYPES]
+    if organization:
+        return (
+            f"{organization[0]} is an organization event, sent to webhooks only; "
+            f"lead events are {', '.join(LEAD_EVENT_TYPES)}"
+        )
+    if not set(types) <= set(LEAD_EVENT_TYPES):
+        return f"must be among {', '.join(LEAD_EVENT_TYPES)}"
+    return None
+
+
 def event_query(*, after: str | None, types: list[str] | None, limit: int) -> EventQuery:
     errors: list[FieldError] = []
     cursor = 0
@@ -80,8 +95,9 @@ def event_query(*, after: str | None, types: list[str] | None, limit: int) -> Ev
             errors.append(FieldError("after", "must be an event id"))
         else:
             cursor = parsed
-    if types is not None and not set(types) <= set(EVENT_TYPES):
-        errors.append(FieldError("types", f"must be among {', '.join(EVENT_TYPES)}"))
+    problem = lead_event_types_problem(types) if types is not None else None
+    if problem is not None:
+        errors.append(FieldError("types", problem))
     if not 1 <= limit <= MAX_EVENTS:
         errors.append(FieldError("limit", f"must be between 1 and {MAX_EVENTS}"))
     if errors:

@@ -17,7 +17,9 @@ from uuid import UUID
 
 from leadgate.domain.errors import FieldError, ValidationFailed
 
-EVENT_TYPES: Final = (
+# Events of one lead: they carry it (`lead_id`, a per-lead `sequence`) and are what the lead
+# feeds stream (history, `events`, GET /v1/events, leadEvents, leadStageChanged).
+LEAD_EVENT_TYPES: Final = (
     "lead.created",
     "lead.updated",
     "lead.status_changed",
@@ -33,6 +35,15 @@ EVENT_TYPES: Final = (
     # Duplicates (issue 12 #5).
     "lead.merged",
 )
+# Events of the organization itself: no lead, no sequence (migration 0012). Sent to webhooks
+# only; the lead feeds never carry them.
+ORGANIZATION_EVENT_TYPES: Final = (
+    # A bulk import ended (issue 12 #3): every row was judged, or its process stopped.
+    "import.completed",
+    "import.failed",
+)
+# What a webhook endpoint may subscribe to.
+EVENT_TYPES: Final = LEAD_EVENT_TYPES + ORGANIZATION_EVENT_TYPES
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a format prefix, not a secret
 MAX_URL_LENGTH: Final = 2048
 
@@ -83,7 +94,8 @@ class ClaimedDelivery:
     attempt: int
     event_id: int
     event_type: str
-    event_sequence: int
+    # None for an organization event (ORGANIZATION_EVENT_TYPES).
+    event_sequence: int | None
     event_payload: dict[str, Any]
     event_created_at: datetime
     endpoint_id: UUID

@@ -14,27 +14,38 @@ import orjson
 from yarl import URL
 
 from leadgate.domain.formats import iso_utc
-from leadgate.domain.webhooks import ClaimedDelivery, SendResult, signatures
+from leadgate.domain.webhooks import (
+    ORGANIZATION_EVENT_TYPES,
+    ClaimedDelivery,
+    SendResult,
+    signatures,
+)
 from leadgate.events.resolver import RefusedAddress, vet_literal
 
 
 def event_body(claimed: ClaimedDelivery) -> dict[str, Any]:
     """`{type, timestamp, data}`: data is the lead as REST shows it, plus what the event adds
-    (`previousStage` and `stage` for a status change, `changes` for an update).
+    (`previousStage` and `stage` for a status change, `changes` for an update). For an
+    organization event (import.completed) data is its payload, and `sequence` (per lead) is
+    null.
 
     Who did it (`actor`: type, id, requestId; null for events from before it was recorded)
     sits at the top level beside `id` and `sequence`: Standard Webhooks keeps `data` for the
     event's subject, and here `data` is the lead, whose attributes an `actor` would collide
     with."""
     payload = claimed.event_payload
-    extra = {k: v for k, v in payload.items() if k != "lead"}
+    if claimed.event_type in ORGANIZATION_EVENT_TYPES:
+        data = payload
+    else:
+        extra = {k: v for k, v in payload.items() if k != "lead"}
+        data = {**payload["lead"], **extra}
     return {
         "id": str(claimed.event_id),
         "type": claimed.event_type,
         "timestamp": iso_utc(claimed.event_created_at),
         "sequence": claimed.event_sequence,
         "actor": claimed.event_actor,
-        "data": {**payload["lead"], **extra},
+        "data": data,
     }
 
 

@@ -10,17 +10,18 @@ from uuid import UUID
 
 import strawberry
 
-from leadgate.domain import models
+from leadgate.domain import models, paging
 from leadgate.domain.errors import ValidationFailed
 from leadgate.domain.ids import parse_event_id
-from leadgate.domain.webhooks import EVENT_TYPES
+from leadgate.domain.webhooks import LEAD_EVENT_TYPES
 from leadgate.graphql.arguments import optional_uuid_argument
 from leadgate.graphql.context import Context, Info
 from leadgate.graphql.types import Actor, Lead, LeadEvent, Stage
 from leadgate.services.event_feed import Delivery, Position
 
 STATUS_CHANGED: Final = frozenset({"lead.status_changed"})
-ALL_TYPES: Final = frozenset(EVENT_TYPES)
+# Lead events only: organization events (import.completed) go to webhooks, never here.
+ALL_TYPES: Final = frozenset(LEAD_EVENT_TYPES)
 
 
 @strawberry.type(description="A lead moved from one pipeline stage to another.")
@@ -64,10 +65,13 @@ def _cursor(after: strawberry.ID | None) -> int | None:
 def _event_types(types: list[str] | None) -> frozenset[str]:
     if types is None:
         return ALL_TYPES
-    if not types or not set(types) <= ALL_TYPES:
+    if not types:
         raise ValidationFailed.single(
-            "types", f"must name at least one of {', '.join(EVENT_TYPES)}"
+            "types", f"must name at least one of {', '.join(LEAD_EVENT_TYPES)}"
         )
+    problem = paging.lead_event_types_problem(types)
+    if problem is not None:
+        raise ValidationFailed.single("types", problem)
     return frozenset(types)
 
 

@@ -9,7 +9,14 @@ import strawberry
 
 from leadgate.domain.errors import NotFound
 from leadgate.domain.ids import parse_event_id
-from leadgate.domain.webhooks import Attempt, Delivery, Endpoint, SendResult
+from leadgate.domain.webhooks import (
+    LEAD_EVENT_TYPES,
+    ORGANIZATION_EVENT_TYPES,
+    Attempt,
+    Delivery,
+    Endpoint,
+    SendResult,
+)
 from leadgate.graphql.arguments import optional_uuid_argument, target_id
 from leadgate.graphql.context import Info
 from leadgate.services.webhooks import DeliveryPage, EndpointWithSecret
@@ -183,10 +190,9 @@ class WebhookQuery:
 @strawberry.type
 class WebhookMutation:
     @strawberry.mutation(
-        description="Send these event types (lead.created, lead.updated, lead.status_changed, "
-        "lead.assigned, lead.converted, lead.reopened, lead.dnc_changed, lead.contacted, "
-        "lead.archived, lead.restored, lead.erased) to an https URL, signed per Standard "
-        "Webhooks."
+        description=f"Send these event types ({', '.join(LEAD_EVENT_TYPES)}; and the "
+        f"organization's {', '.join(ORGANIZATION_EVENT_TYPES)}, whose data is the import job's "
+        "outcome) to an https URL, signed per Standard Webhooks."
     )
     async def create_webhook_endpoint(
         self, info: Info, url: str, event_types: list[str]

@@ -37,7 +37,7 @@ from leadgate.domain.lead_fields import (
     LeadSource,
     Rule,
 )
-from leadgate.domain.webhooks import EVENT_TYPES
+from leadgate.domain.webhooks import LEAD_EVENT_TYPES
 from leadgate.rest.leads import LIST_PARAMETERS
 
 Schema = dict[str, Any]
@@ -428,9 +428,10 @@ EVENTS_QUERY: Final = (
             {
                 "type": "array",
                 "minItems": 1,
-                "items": {"type": "string", "enum": list(EVENT_TYPES)},
+                "items": {"type": "string", "enum": list(LEAD_EVENT_TYPES)},
             },
-            "Only these event types, comma-separated",
+            "Only these event types, comma-separated (lead events: import.completed and "
+            "import.failed are organization events, sent to webhooks only)",
         ),
         "style": "form",
         "explode": False,
@@ -737,7 +738,8 @@ _IMPORT_OPERATIONS: Final = (
         "or JSON lines, as a multipart part named `file` or the whole body, up to "
         "LEADGATE_MAX_IMPORT_BYTES. A malformed file is refused whole (422 on `file`); "
         "otherwise 202 with the job, which writes the valid rows in batches (source "
-        "csv_import, importJobId set) and fires lead.created for each.",
+        "csv_import, importJobId set) and fires lead.created for each, then import.completed "
+        "(import.failed if it stops short) to the webhooks subscribed to it.",
         202,
         _ref("ImportJob"),
         _WRITE_ERRORS,
@@ -920,7 +922,8 @@ OPERATIONS: Final = (
         "/events",
         "listEvents",
         "Backfill events",
-        "Your organization's events of the last 30 days in commit order, after a cursor.",
+        "Your organization's lead events of the last 30 days in commit order, after a cursor "
+        "(organization events such as import.completed go to webhooks only).",
         200,
         {"type": "array", "items": _ref("Event")},
         (422,),
@@ -1022,7 +1025,7 @@ def _components() -> Schema:
             "required": ["id", "type", "leadId", "sequence", "occurredAt", "data"],
             "properties": {
                 "id": {"type": "string"},
-                "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                "type": {"type": "string", "enum": list(LEAD_EVENT_TYPES)},
                 "leadId": {"type": "string", "format": "uuid"},
                 "sequence": {"type": "integer"},
                 "occurredAt": {"type": "string", "format": "date-time"},

@@ -5,6 +5,9 @@ subscriber keeps a cursor (the last event id it delivered) and, after a reconnec
 `after:`, reads what it missed from lead_events before taking live events again. An
 organization's events become visible in id order (see store.events.INSERT_EVENT), so
 `id > cursor` is exactly what a subscriber has not seen: no gap, and duplicates are dropped.
+
+Subscriptions are lead feeds: an organization event (import.completed, no lead) is never read
+here (store.events leaves it out), and the id it takes is just one a cursor steps over.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ rows are then reported as failed), and the batches before and after it stand.
 A row carrying externalIds is upserted by its first one instead (services/lead_matching.py),
 in a savepoint of its batch's transaction: it creates or updates the lead that id names, with
 that write's own event, and another lead holding one of its ids makes it a refused row.
+
+The job's end is an event of the organization (no lead): import.completed once every batch
+has committed, import.failed when the run stops short (its process shut down, the database
+went away), written with the job's final status in one transaction and sent to the webhooks
+subscribed to it like any event.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from leadgate.domain.import_files import (
     ImportRow,
     RowError,
     iter_batches,
+    job_document,
     job_response,
     read_rows,
     response_job_id,
@@ -47,7 +53,7 @@ from leadgate.domain.representation import lead_document
 from leadgate.domain.validation import LeadDraft, external_id_problem, validate_create
 from leadgate.services.lead_matching import upsert_by_external_id
 from leadgate.services.lead_writes import WriteContext
-from leadgate.store import idempotency
+from leadgate.store import events, idempotency
 from leadgate.store import imports as store
 from leadgate.store.imports import KnownReferences
 
@@ -211,6 +217,16 @@ def _values(draft: LeadDraft) -> dict[str, Any]:
     }
 
 
+def _ended_payload(job: ImportJob) -> dict[str, Any]:
+    """The payload of import.completed and import.failed (a webhook's `data`): the job's
+    outcome as GET /v1/imports/{id} shows it."""
+    document = job_document(job)
+    ended = {key: document[key] for key in ("status", "counts", "completedAt")}
+    if job.failure is not None:
+        ended["failure"] = job.failure
+    return {"importJobId": document["id"], **ended}
+
+
 def _failed_rows(batch: Sequence[ImportRow], message: str) -> list[tuple[int, str | None, str]]:
     return [(row.number, None, message) for row in batch]
 
@@ -342,18 +358,35 @@ class Importer:
                         progress(done)
 
             await asyncio.gather(*(worker() for _ in range(self._concurrency)))
-            async with self._pool.acquire() as conn:
-                return await store.finish_job(conn, org, job.id, status="completed")
+            return await self._finish(ctx, job.id, status="completed")
         except (asyncio.CancelledError, Exception) as exc:
             log.exception("import %s failed", job.id)
+            # Best effort: with the database gone this fails too, and the job stays running.
             with contextlib.suppress(Exception):
-                async with self._pool.acquire() as conn:
-                    await asyncio.shield(
-                        store.finish_job(
-                            conn, org, job.id, status="failed", failure=type(exc).__name__
-                        )
-                    )
+                await asyncio.shield(
+                    self._finish(ctx, job.id, status="failed", failure=type(exc).__name__)
+                )
             raise
+
+    async def _finish(
+        self, ctx: WriteContext, job_id: UUID, *, status: str, failure: str | None = None
+    ) -> ImportJob:
+        """The job's end and its event (import.completed or import.failed) in one
+        transaction: the job has its final status exactly when the event exists. The event
+        lock comes first, then the job's row, in a batch's order."""
+        org = ctx.principal.organization_id
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store.lock_events(conn, org)
+            finished = await store.finish_job(conn, org, job_id, status=status, failure=failure)
+            await events.insert_organization_event(
+                conn,
+                org,
+                type=f"import.{status}",
+                payload=_ended_payload(finished),
+                actor=ctx.actor,
+                notify=self._notify,
+            )
+        return finished
 
     async def _upsert(
         self,

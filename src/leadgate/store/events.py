@@ -70,11 +70,14 @@ completed AS (
 INSERT_EVENT_COMPLETING: Final = _COMPLETING + _NOTIFIED
 INSERT_EVENT_COMPLETING_SILENT: Final = _COMPLETING + _UNANNOUNCED
 
+# The lead feeds read lead events only: an organization event (no lead, migration 0012) is
+# for webhooks, and skipping its id leaves the `id > cursor` reading gap-free.
 EVENTS_AFTER: Final = """
 SELECT id, organization_id, lead_id, sequence, type, payload, created_at, actor
 FROM lead_events
 WHERE organization_id = $1
   AND id > $2
+  AND lead_id IS NOT NULL
   AND ($3::text[] IS NULL OR type = ANY ($3))
   AND ($4::uuid IS NULL OR lead_id = $4)
   AND created_at > now() - make_interval(days => $6)
@@ -82,7 +85,8 @@ ORDER BY id
 LIMIT $5
 """
 
-# By primary key (organization_id, id): the pairs a NOTIFY announced.
+# By primary key (organization_id, id): the pairs a NOTIFY announced, lead events only (as
+# EVENTS_AFTER).
 EVENTS_BY_KEY: Final = """
 SELECT e.id, e.organization_id, e.lead_id, e.sequence, e.type, e.payload, e.created_at,
     e.actor
@@ -90,6 +94,7 @@ FROM unnest($1::uuid[], $2::bigint[]) AS wanted (organization_id, id)
 JOIN lead_events AS e
     ON e.organization_id = wanted.organization_id
    AND e.id = wanted.id
+WHERE e.lead_id IS NOT NULL
 ORDER BY e.id
 """
 
@@ -130,14 +135,34 @@ async def insert_event(
     """Record the event and who made it happen; with `completion` (key, status, body),
     complete that idempotency key in the same statement. `notify=False` when an event bus
     relays the table (no NOTIFY)."""
-    actor_document = actor.document() if actor is not None else None
-    args = [organization_id, lead_id, sequence, type, payload, actor_document]
+    args = [organization_id, lead_id, sequence, type, payload, _actor_document(actor)]
     if completion is None:
         event_id: int = await conn.fetchval(INSERT_EVENT if notify else INSERT_EVENT_SILENT, *args)
     else:
         statement = INSERT_EVENT_COMPLETING if notify else INSERT_EVENT_COMPLETING_SILENT
         event_id = await conn.fetchval(statement, *args, *completion)
     return event_id
+
+
+async def insert_organization_event(
+    conn: asyncpg.Connection,
+    organization_id: UUID,
+    *,
+    type: str,  # noqa: A002 - the event's own vocabulary
+    payload: dict[str, Any],
+    actor: EventActor | None,
+    notify: bool = True,
+) -> int:
+    """Record an event of the organization itself (ORGANIZATION_EVENT_TYPES: no lead, no
+    sequence) exactly as a lead's: under the event lock, with its webhook deliveries and,
+    unless an event bus relays the table, its NOTIFY."""
+    args = [organization_id, None, None, type, payload, _actor_document(actor)]
+    event_id: int = await conn.fetchval(INSERT_EVENT if notify else INSERT_EVENT_SILENT, *args)
+    return event_id
+
+
+def _actor_document(actor: EventActor | None) -> dict[str, Any] | None:
+    return actor.document() if actor is not None else None
 
 
 async def history(

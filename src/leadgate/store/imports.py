@@ -102,7 +102,8 @@ SELECT
 
 # The organization's event lock (store/events.py), taken first by a batch that upserts by
 # external id: its rows lock external ids and values, then write events one by one, so two
-# such batches taking them in opposite orders would deadlock.
+# such batches taking them in opposite orders would deadlock. The job's end takes it before
+# the job's row too, the order of every batch.
 LOCK_EVENTS: Final = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))"
 
 # A lead an upsert created becomes the job's, and so does its lead.created event (recorded
