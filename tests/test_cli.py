@@ -397,6 +397,28 @@ async def test_serve_prints_its_url_and_key_unbuffered_and_serves_the_demo_leads
         assert await serve.stop() == 0, serve.describe()
 
 
+@pytest.mark.parametrize(
+    ("setting", "loop"),
+    [(None, "uvloop.Loop"), ("0", "asyncio.unix_events._UnixSelectorEventLoop")],
+)
+async def test_serve_runs_on_uvloop_unless_leadgate_uvloop_is_0(
+    db_env: dict[str, str], tmp_path: Path, setting: str | None, loop: str
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in db_env.items() if k != "LEADGATE_UVLOOP"}
+    if setting is not None:
+        env["LEADGATE_UVLOOP"] = setting
+    async with (
+        serving("--port", str(port), env=env, cwd=tmp_path, log=log) as serve,
+        aiohttp.ClientSession() as session,
+    ):
+        await wait_until_healthy(session, f"http://127.0.0.1:{port}", serve)
+        assert await serve.stop() == 0, serve.describe()
+
+    assert f"serving on the event loop {loop}" in log.read_text()
+
+
 async def test_cli_commands_share_the_embedded_server_of_a_running_serve(
     embedded_env: dict[str, str], tmp_path: Path
 ) -> None:

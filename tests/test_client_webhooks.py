@@ -12,7 +12,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from leadgate.client import AsyncClient, InvalidWebhook, LeadCreate, verify_webhook
-from tests.support import Tenant
+from tests.support import Api, Tenant
+from tests.test_import_events import imported
+from tests.test_imports import csv_rows
+from tests.test_webhooks import OpenReceiver, create_endpoint, receivers  # noqa: F401 - a fixture
 from tests.webhook_receiver import Received, Receiver
 
 CREATE_ENDPOINT: Final = """
@@ -98,3 +101,25 @@ async def test_during_a_rotation_either_secret_verifies_the_two_signature_delive
         assert verify_webhook(secrets, delivery.headers, delivery.body).lead_id == lead_id
     with pytest.raises(InvalidWebhook):
         verify_webhook([OTHER_SECRET], delivery.headers, delivery.body)
+
+
+async def test_an_import_completed_delivery_verifies_into_an_event_about_no_lead(
+    api: Api,
+    tenant: Tenant,
+    receivers: OpenReceiver,  # noqa: F811 - the fixture
+) -> None:
+    receiver = await receivers()
+    _, secret = await create_endpoint(api, tenant, receiver.url, ["import.completed"])
+    job = await imported(api, tenant, csv_rows(2))
+
+    (delivered,) = await receiver.wait_for_count(1)
+    event = verify_webhook(secret, delivered.headers, delivered.body)
+
+    assert (event.type, event.lead_id, event.lead, event.sequence) == (
+        "import.completed",
+        None,
+        None,
+        None,
+    )
+    assert event.data["importJobId"] == job["id"]
+    assert event.data["counts"]["created"] == 2

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from hypothesis_graphql import nodes, queries
 
 from leadgate.domain.models import Principal
-from leadgate.graphql.errors import annotate
 from leadgate.graphql.encoding import encode
+from leadgate.graphql.errors import annotate
 from leadgate.graphql.schema import LeadgateSchema, RefusedResult, build_schema
 from tests.graphql_context import make_context, principal_with_history
 from tests.support import Api, Tenant

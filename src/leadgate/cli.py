@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import importlib.util
 import json
 import logging
 import os
@@ -195,6 +196,7 @@ def _serve(
 ) -> None:
     app = create_app(settings)
     app.on_startup.append(_settle_heap)
+    app.on_startup.append(_report_event_loop)
     # Access logging costs every request a formatted line; on with LEADGATE_ACCESS_LOG=1.
     access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
     # SIGTERM: stop accepting, close WebSockets (1001), give in-flight requests this long.
@@ -206,7 +208,22 @@ def _serve(
         print=None,
         access_log=access_log,
         shutdown_timeout=settings.shutdown_timeout_seconds,
+        loop=_event_loop(settings),
     )
+
+
+def _event_loop(settings: Settings) -> asyncio.AbstractEventLoop:
+    """uvloop's loop unless turned off or not installed (bench/RESULTS.md measures both)."""
+    if settings.uvloop and importlib.util.find_spec("uvloop") is not None:
+        import uvloop  # noqa: PLC0415 - optional: absent where it has no wheels
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+async def _report_event_loop(_app: web.Application) -> None:
+    loop = type(asyncio.get_running_loop())
+    log.info("serving on the event loop %s.%s", loop.__module__, loop.__qualname__)
 
 
 async def _settle_heap(_app: web.Application) -> None:

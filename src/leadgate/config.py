@@ -362,6 +362,13 @@ class Settings:
         FLAG,
         "`0` runs this process without a webhook dispatcher",
     )
+    uvloop: bool = setting(
+        True,
+        "LEADGATE_UVLOOP",
+        FLAG,
+        "`leadgate serve` runs on uvloop's event loop where it is installed (Linux, macOS); "
+        "`0` runs on asyncio's own",
+    )
     graphiql_api_key: str | None = field(default=None, repr=False)
     # Abuse limits, all checked before any SQL runs (README "Limits").
     max_body_bytes: int = setting(

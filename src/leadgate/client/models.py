@@ -187,16 +187,18 @@ def _lead_in(data: Mapping[str, Any]) -> Lead | None:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One event of the pipeline (`lead.created`, `lead.updated`, `lead.status_changed`,
-    `lead.assigned`): from GET /v1/events, a subscription, or a verified webhook.
+    """One event of the pipeline (`lead.created`, `lead.status_changed`, … and, by webhook
+    only, the organization events `import.completed` and `import.failed`): from
+    GET /v1/events, a subscription, or a verified webhook.
 
     `id` is the global event id: the `after` cursor to resume from, and the webhook-id.
+    `lead_id` is None for an organization event, which is about no lead.
     `lead` is the lead as the event left it, when the event's data carries it.
     """
 
     id: str
     type: str
-    lead_id: str
+    lead_id: str | None
     sequence: int | None
     occurred_at: datetime
     data: Mapping[str, Any] = field(hash=False)
@@ -219,7 +221,7 @@ class Event:
         return cls(
             id=str(doc["id"]),
             type=str(doc["type"]),
-            lead_id=str(lead_id),
+            lead_id=None if lead_id is None else str(lead_id),
             sequence=sequence if isinstance(sequence, int) else None,
             occurred_at=_required_time(doc.get("occurredAt", doc.get("timestamp"))),
             data=data,
