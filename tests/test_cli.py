@@ -7,6 +7,7 @@ LEADGATE_DATA_DIR with no DATABASE_URL at all.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -25,6 +26,8 @@ import aiohttp
 import asyncpg
 import pytest
 
+from leadgate import cli
+from leadgate.cli.parser import build_parser
 from tests.databases import create_database, drop_database
 from tests.processes import LEADGATE, Completed, free_port, leadgate
 from tests.support import Api, error_codes
@@ -363,6 +366,24 @@ async def test_an_unreachable_database_fails_with_a_message_not_a_traceback() ->
     assert result.returncode != 0
     assert_no_traceback(result)
     assert result.stderr.startswith("error: "), result.stderr
+
+
+def command_names(parser: argparse.ArgumentParser) -> list[str]:
+    """What each command (and action of a command group) names as the code that runs it."""
+    names: list[str] = []
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for sub in action.choices.values():
+                run = sub.get_default("run")
+                names.extend([run] if run is not None else command_names(sub))
+    return names
+
+
+def test_every_command_names_a_function_that_runs_it() -> None:
+    names = command_names(build_parser())
+
+    assert len(names) == 14
+    assert all(callable(cli.command(name)) for name in names)
 
 
 # --- serve --------------------------------------------------------------------------------
