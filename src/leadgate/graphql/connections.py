@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, Final, Protocol, cast
 
 from strawberry.aiohttp.views import AiohttpWebSocketAdapter
@@ -157,10 +157,13 @@ class _Viewed(Protocol):
 
 
 class _Tracking:
-    """What both protocols' connections add to strawberry's handlers: two fields."""
+    """What both protocols' connections add to strawberry's handlers: a closing gate, and
+    where each of their subscriptions can resume."""
 
-    closing: bool
-    _positions: dict[asyncio.Task[Any], Position]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closing = False
+        self._positions: dict[asyncio.Task[Any], Position] = {}
 
     def follow(self, position: Position) -> None:
         task = asyncio.current_task()
@@ -200,19 +203,8 @@ def _close_reason(cursors: Iterable[int]) -> str:
 class TransportWSConnection(_Tracking, BaseGraphQLTransportWSHandler[Context, None]):
     """A graphql-transport-ws connection the registry can re-check and close."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.closing = False
-        self._positions = {}
-
     async def handle(self) -> None:
-        registry = cast("_Viewed", self.view).connections
-        self.context.connection = self
-        registry.add(self)
-        try:
-            await super().handle()
-        finally:
-            registry.discard(self)
+        await _registered(self, super().handle)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         payload: object = message.get("payload")
@@ -255,19 +247,8 @@ class TransportWSConnection(_Tracking, BaseGraphQLTransportWSHandler[Context, No
 class LegacyWSConnection(_Tracking, BaseGraphQLWSHandler[Context, None]):
     """The same for the legacy graphql-ws protocol (off unless a setting enables it)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.closing = False
-        self._positions = {}
-
     async def handle(self) -> None:
-        registry = cast("_Viewed", self.view).connections
-        self.context.connection = self
-        registry.add(self)
-        try:
-            await super().handle()
-        finally:
-            registry.discard(self)
+        await _registered(self, super().handle)
 
     async def handle_start(self, message: StartMessage) -> None:
         payload: object = message.get("payload")
@@ -309,6 +290,20 @@ class LegacyWSConnection(_Tracking, BaseGraphQLWSHandler[Context, None]):
             for operation_id, cursor in cursors.items()
         ]
         return _send_and_close(self, frames, _close_reason(cursors.values()))
+
+
+async def _registered(
+    connection: TransportWSConnection | LegacyWSConnection,
+    handle: Callable[[], Awaitable[None]],
+) -> None:
+    """Run the protocol's handler with the connection in the view's registry meanwhile."""
+    registry = cast("_Viewed", connection.view).connections
+    connection.context.connection = connection
+    registry.add(connection)
+    try:
+        await handle()
+    finally:
+        registry.discard(connection)
 
 
 async def _resolved(websocket: object, payload: dict[str, Any]) -> dict[str, Any]:
