@@ -13,8 +13,9 @@ from leadgate import cors, health, keys, logs, metrics, protocol, ratelimit, tra
 from leadgate.config import Settings
 from leadgate.db.pool import create_pool, direct_database_url
 from leadgate.db.statements import StatementCounter
+from leadgate.events.batches import EventIds
 from leadgate.events.dispatcher import Dispatcher
-from leadgate.events.listener import EventIds, EventListener
+from leadgate.events.listener import EventListener
 from leadgate.events.nats_bus import Consumer, Relay
 from leadgate.events.resolver import vetting_resolver, webhook_session
 from leadgate.graphql.connections import ConnectionRegistry

@@ -17,11 +17,11 @@ from uuid import UUID
 import asyncpg
 
 from leadgate.db.pool import init_connection
+from leadgate.events.batches import EventBatches, EventIds
 from leadgate.store.events import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
-EventIds = list[tuple[UUID, int]]
 # Quick enough to notice a dead connection well within the 5 s the product promises.
 PING_INTERVAL: Final = 1.0
 PING_TIMEOUT: Final = 2.0
@@ -37,10 +37,8 @@ class EventListener:
         on_reconnect: Callable[[], Awaitable[None]],
     ) -> None:
         self._url = url
-        self._on_events = on_events
         self._on_reconnect = on_reconnect
-        self._pending: EventIds = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._batches = EventBatches(on_events, on_reconnect)
         self.connected = asyncio.Event()
         self.reconnects = 0
 
@@ -82,20 +80,8 @@ class EventListener:
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         organization, _, event_id = payload.partition(":")
         try:
-            self._pending.append((UUID(organization), int(event_id)))
+            announced = UUID(organization), int(event_id)
         except ValueError:
             log.warning("ignoring malformed notification %r", payload)
             return
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
-
-    async def _flush(self) -> None:
-        # Notifications that arrive while one batch is handled form the next batch, so a
-        # burst of events costs a few queries, not one per event.
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await self._on_events(batch)
-            except Exception:
-                log.exception("failed to route %d events; subscribers will resync", len(batch))
-                await self._on_reconnect()
+        self._batches.add(*announced)

@@ -44,10 +44,10 @@ from nats.js.api import DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from leadgate.db.pool import init_connection
+from leadgate.events.batches import EventBatches, EventIds
 
 log = logging.getLogger(__name__)
 
-EventIds = list[tuple[UUID, int]]
 
 STREAM: Final = "leadgate-events"
 SUBJECTS: Final = "leadgate.>"
@@ -245,10 +245,8 @@ class Consumer:
         on_reconnect: Callable[[], Awaitable[None]],
     ) -> None:
         self._bus_url = bus_url
-        self._on_events = on_events
         self._on_reconnect = on_reconnect
-        self._pending: EventIds = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._batches = EventBatches(on_events, on_reconnect)
         self._renew = asyncio.Event()
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -316,20 +314,8 @@ class Consumer:
     async def _received(self, msg: Any) -> None:
         try:
             organization = msg.subject.split(".", 2)[1]
-            self._pending.append((UUID(organization), int(msg.data.decode())))
+            announced = UUID(organization), int(msg.data.decode())
         except (IndexError, ValueError):
             log.warning("ignoring malformed event message on %r", msg.subject)
             return
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
-
-    async def _flush(self) -> None:
-        # Messages arriving while one batch is routed form the next: a burst costs a few
-        # queries, not one per event.
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await self._on_events(batch)
-            except Exception:
-                log.exception("failed to route %d events; subscribers will resync", len(batch))
-                await self._on_reconnect()
+        self._batches.add(*announced)
