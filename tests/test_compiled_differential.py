@@ -33,8 +33,6 @@ from tests.support import Api, Tenant
 DOCUMENTS: Final = 500
 # Single-field documents repeat (`{ stages { id } }`): drawn until DOCUMENTS distinct ones ran.
 DRAWS: Final = 700
-# Generous for a loaded 2-core machine; a run takes well under half of it.
-BUDGET_SECONDS: Final = 60.0
 REQUEST_ID: Final = "differential"
 ROOT_FIELDS: Final = (
     "leads",
@@ -164,4 +162,3 @@ async def test_generated_documents_are_answered_byte_for_byte_as_strawberry_answ
     assert len(tally.seen) == DOCUMENTS
     # The plans did the work: most documents were answered without strawberry.
     assert compiled.plan_hits > DOCUMENTS // 4
-    assert elapsed < BUDGET_SECONDS
