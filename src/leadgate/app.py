@@ -67,7 +67,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             settings, counter=app[keys.STATEMENTS], url=settings.read_database_url
         )
         app[keys.READ_POOL] = read_pool
-    app[keys.LEAD_READER] = LeadReader(pool, read_pool)
+    app[keys.LEAD_READER] = LeadReader(
+        pool, read_pool, exact_total_limit=settings.exact_total_limit
+    )
     notify = settings.writes_notify
     app[keys.LEAD_WRITER] = LeadWriter(
         pool, idempotency_ttl_seconds=settings.idempotency_ttl_seconds, notify=notify

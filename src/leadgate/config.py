@@ -405,6 +405,15 @@ class Settings:
         "cost budget: each field costs 1, and a field sized by `limit`/`first`/`last` counts "
         "its selection that many times (its default when left out); other lists count it once",
     )
+    # Totals of searched and filtered lists (README "GraphQL", store/leads.py, issue 14 #4).
+    exact_total_limit: int = setting(
+        1_000,
+        "LEADGATE_EXACT_TOTAL_LIMIT",
+        integer(0),
+        "a searched or filtered list's `total` is counted exactly up to this many leads; past "
+        "it (or when the planner expects over 10× as many) it is the planner's estimate, and "
+        "`totalIsExact` says which",
+    )
     # Persisted documents (README "Persisted documents", graphql/persisted.py).
     trusted_documents: str = setting(
         "off",

@@ -236,6 +236,8 @@ class LeadPage:
 
     leads: tuple[Lead, ...]
     total: int
+    # False when `total` is the server's estimate (past LEADGATE_EXACT_TOTAL_LIMIT matches).
+    total_is_exact: bool
     page: int | None  # None for a page fetched by cursor
     limit: int
     has_more: bool
@@ -248,6 +250,8 @@ class LeadPage:
         return cls(
             leads=tuple(Lead.from_document(d) for d in body["data"]),
             total=int(meta["total"]),
+            # A server from before issue 14 #4 always counted.
+            total_is_exact=bool(meta.get("totalIsExact", True)),
             page=meta.get("page"),
             limit=int(meta["limit"]),
             has_more=bool(meta["hasMore"]),

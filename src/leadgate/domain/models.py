@@ -144,10 +144,11 @@ class LeadQuery:
 @dataclass(frozen=True, slots=True)
 class LeadPage:
     records: list[LeadRecord]
+    # Exact, or an estimate past LEADGATE_EXACT_TOTAL_LIMIT (store.leads._total): never
+    # one posing as the other.
     total: int
+    total_is_exact: bool
     page: int
     limit: int
-
-    @property
-    def has_more(self) -> bool:
-        return self.page * self.limit < self.total
+    # From the rows themselves (one more was read), not from the total, which may be estimated.
+    has_more: bool

@@ -199,6 +199,7 @@ class KeysetQuery:
 class KeysetPage:
     records: list[LeadRecord]
     total: int
+    total_is_exact: bool
     order: KeysetOrder
     has_next: bool
     has_previous: bool

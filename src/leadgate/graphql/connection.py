@@ -6,7 +6,7 @@ from __future__ import annotations
 import strawberry
 
 from leadgate.domain import paging
-from leadgate.graphql.types import Lead
+from leadgate.graphql.types import Lead, exactness_description
 
 
 @strawberry.type(description="Where a slice of a connection sits in its order (Relay).")
@@ -33,8 +33,10 @@ class LeadConnection:
     edges: list[LeadEdge]
     page_info: PageInfo
     total_count: int = strawberry.field(
-        description="Every lead the criteria admit (updatedSince included), not just this slice"
+        description="Every lead the criteria admit (updatedSince included), not just this "
+        "slice; see totalIsExact"
     )
+    total_is_exact: bool = strawberry.field(description=exactness_description("totalCount"))
 
     @classmethod
     def from_model(cls, page: paging.KeysetPage) -> LeadConnection:
@@ -51,4 +53,5 @@ class LeadConnection:
                 end_cursor=edges[-1].cursor if edges else None,
             ),
             total_count=page.total,
+            total_is_exact=page.total_is_exact,
         )

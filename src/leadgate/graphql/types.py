@@ -204,10 +204,21 @@ class LeadEvent:
         )
 
 
+def exactness_description(total: str) -> str:
+    """The description of a page's totalIsExact beside its field named `total`."""
+    return (
+        f"Whether `{total}` is exact: always without search or filter, and up to "
+        "LEADGATE_EXACT_TOTAL_LIMIT matches; past that, the planner's estimate"
+    )
+
+
 @strawberry.type
 class LeadPage:
     nodes: list[Lead]
-    total: int
+    total: int = strawberry.field(
+        description="Every lead the search and filter admit; see totalIsExact"
+    )
+    total_is_exact: bool = strawberry.field(description=exactness_description("total"))
     page: int
     limit: int
     has_more: bool
@@ -217,6 +228,7 @@ class LeadPage:
         return cls(
             nodes=[Lead.from_record(record) for record in page.records],
             total=page.total,
+            total_is_exact=page.total_is_exact,
             page=page.page,
             limit=page.limit,
             has_more=page.has_more,

@@ -181,6 +181,7 @@ async def list_leads(request: web.Request) -> web.Response:
     )
     meta = {
         "total": result.total,
+        "totalIsExact": result.total_is_exact,
         "page": result.page,
         "limit": result.limit,
         "hasMore": result.has_more,
@@ -224,6 +225,7 @@ async def _list_by_cursor(
     result = await request.config_dict[keys.LEAD_READER].slice(principal, query)
     meta = {
         "total": result.total,
+        "totalIsExact": result.total_is_exact,
         # A cursor, not a page number, says where this page starts.
         "page": None,
         "limit": limit,

@@ -533,6 +533,11 @@ def _list_parameters() -> tuple[Schema, ...]:
 def _list_meta() -> Schema:
     properties: dict[str, Schema] = {
         "total": {"type": "integer", "minimum": 0},
+        "totalIsExact": {
+            "type": "boolean",
+            "description": "Whether `total` is exact: always without search or filter, and up "
+            "to LEADGATE_EXACT_TOTAL_LIMIT matches; past that, the planner's estimate",
+        },
         # null on a keyset page (cursor or updatedSince): a cursor says where it starts.
         "page": {"type": ["integer", "null"], "minimum": 1},
         "limit": {"type": "integer", "minimum": 1},

@@ -29,20 +29,34 @@ class LeadReader:
     GET /v1/leads(/{id})) read `read_pool`, a replica a second behind at worst. The rest reads
     the primary: the loaders also resolve a mutation's payload (a lead just written, its
     history), and the events feed's `after` cursor must never skip a committed event.
+
+    A searched or filtered total is exact up to `exact_total_limit` leads, an estimate past it
+    (LEADGATE_EXACT_TOTAL_LIMIT): the pages say which.
     """
 
-    def __init__(self, pool: asyncpg.Pool, read_pool: asyncpg.Pool | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        read_pool: asyncpg.Pool | None = None,
+        *,
+        exact_total_limit: int,
+    ) -> None:
         self._pool = pool
         self._read_pool = read_pool or pool
+        self._exact_total_limit = exact_total_limit
 
     async def page(self, principal: Principal, query: LeadQuery) -> LeadPage:
         async with self._read_pool.acquire() as conn:
-            return await leads.leads_page(conn, principal.organization_id, query)
+            return await leads.leads_page(
+                conn, principal.organization_id, query, exact_limit=self._exact_total_limit
+            )
 
     async def slice(self, principal: Principal, query: KeysetQuery) -> KeysetPage:
         """A keyset slice: stable under concurrent writes, unlike an offset page."""
         async with self._read_pool.acquire() as conn:
-            return await leads.leads_slice(conn, principal.organization_id, query)
+            return await leads.leads_slice(
+                conn, principal.organization_id, query, exact_limit=self._exact_total_limit
+            )
 
     async def record(self, principal: Principal, lead_id: UUID) -> LeadRecord:
         """The lead with its stage and advisor, in one query."""

@@ -48,65 +48,203 @@ LEFT JOIN advisors AS a
 """
 )
 
-# The page and its total in one round trip, each lead with its stage and advisor (so neither
-# needs a query of its own). The lateral join yields one all-NULL row (still carrying the
-# total) when the page is empty. Optional filters are `($n IS NULL OR ...)`: one statement
-# for every combination, planned for the values at hand (the pool forces custom plans, so the
-# planner drops the filters not given and sees how rare a search term is). The search is a
-# tsquery built from plain words only (tsquery() below).
-LEADS_PAGE: Final = (
-    """
-SELECT c.total, p.*
-FROM (
-    -- Unfiltered, the organization's maintained total (sql/migrations/0002); filtered, a count.
-    SELECT CASE
-        WHEN $2::text IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
-             AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
-             AND NOT $10::boolean AND $11::text IS NULL
-        THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
-        ELSE (
-            SELECT count(*)
-            FROM leads AS l
-            WHERE l.organization_id = $1
-              AND ($2::text IS NULL OR l.search @@ to_tsquery('simple', $2))
-              AND ($3::uuid IS NULL OR l.stage_id = $3)
-              AND ($4::text IS NULL OR l.priority = $4)
-              AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
-              AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
-              AND ($7::text IS NULL OR l.source = $7)
-              AND ($10::boolean OR l.archived_at IS NULL)
-              AND ($11::text IS NULL OR l.id = (
-                  SELECT e.lead_id
-                  FROM lead_external_ids AS e
-                  WHERE e.organization_id = $1 AND e.system = $11 AND e.external_id = $12)))
-    END AS total
-) AS c
-LEFT JOIN LATERAL (
-    WITH l AS (
-        SELECT *
-        FROM leads AS l
-        WHERE l.organization_id = $1
-          AND ($2::text IS NULL OR l.search @@ to_tsquery('simple', $2))
-          AND ($3::uuid IS NULL OR l.stage_id = $3)
-          AND ($4::text IS NULL OR l.priority = $4)
-          AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
-          AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
-          AND ($7::text IS NULL OR l.source = $7)
-          AND ($10::boolean OR l.archived_at IS NULL)
-          AND ($11::text IS NULL OR l.id = (
+# Every criterion of a lead list, with its placeholder's type: `($n IS NULL OR ...)` makes one
+# statement for every combination, planned for the values at hand (the pool forces custom
+# plans, so the planner drops the criteria not given and sees how rare a search term is). The
+# search is a tsquery built from plain words only (tsquery() below). Rendered at import for each
+# statement's parameters (_criteria), from these constants only, never user text.
+_CRITERION_TYPES: Final = (
+    ("org", "uuid"),
+    ("search", "text"),
+    ("stage", "uuid"),
+    ("priority", "text"),
+    ("advisor", "uuid"),
+    ("tag", "text"),
+    ("source", "text"),
+    ("updated_since", "timestamptz"),
+    ("archived", "boolean"),
+    ("system", "text"),
+    ("external_id", "text"),
+)
+_CRITERIA: Final = """l.organization_id = {org}
+          AND ({search} IS NULL OR l.search @@ to_tsquery('simple', {search}))
+          AND ({stage} IS NULL OR l.stage_id = {stage})
+          AND ({priority} IS NULL OR l.priority = {priority})
+          AND ({advisor} IS NULL OR l.primary_advisor_id = {advisor})
+          AND ({tag} IS NULL OR l.tags @> ARRAY[{tag}])
+          AND ({source} IS NULL OR l.source = {source})
+          AND ({updated_since} IS NULL OR l.updated_at >= {updated_since})
+          AND ({archived} OR l.archived_at IS NULL)
+          AND ({system} IS NULL OR l.id = (
               SELECT e.lead_id
               FROM lead_external_ids AS e
-              WHERE e.organization_id = $1 AND e.system = $11 AND e.external_id = $12))
-        ORDER BY l.created_at DESC, l.id DESC
-        LIMIT $8
-        OFFSET $9
-    )
+              WHERE e.organization_id = {org} AND e.system = {system}
+                AND e.external_id = {external_id}))"""
+
+
+def _typed(placeholders: Mapping[str, str]) -> dict[str, str]:
+    return {name: f"{placeholders[name]}::{kind}" for name, kind in _CRITERION_TYPES}
+
+
+def _criteria(placeholders: Mapping[str, str]) -> str:
+    """The criteria on `l` with these placeholders (`$n`, or NULL for one a statement lacks)."""
+    return _CRITERIA.format_map(_typed(placeholders))
+
+
+# The planner's estimate of the leads the criteria admit (planned_rows, sql/migrations/0013):
+# the criteria on the elements of one text array, in _CRITERION_TYPES' order.
+PLANNED: Final = "SELECT 1\nFROM leads AS l\nWHERE " + _criteria(
+    {name: f"($1)[{i}]" for i, (name, _) in enumerate(_CRITERION_TYPES, 1)}
+)
+
+# Past LEADGATE_EXACT_TOTAL_LIMIT matches a total is an estimate; so it is, without counting,
+# when the planner expects more than this many times the limit: collecting the matches from the
+# GIN index costs in proportion to all of them (~15 ms for the 50,000 of a common word at 1 M
+# leads), however few are counted. The margin absorbs the planner's usual errors (a word
+# missing from its statistics is guessed at ~0.14 % of the leads: keystone751, 52 of 1 M, is
+# planned at 1,367), so a total within the limit is counted unless the estimate is 10x off.
+PLANNED_MARGIN: Final = 10
+
+
+def _matches(p: Mapping[str, str], *, count_limit: str, count_unless_over: str) -> str:
+    """The CTEs `m` and `c` of a list statement narrowed by criteria with parameters `p`.
+
+    `m`: every lead the criteria admit, read on demand. `c`: organization_total, the
+    organization's maintained total (sql/migrations/0002: its unarchived leads); planned, the
+    planner's estimate of the matches; counted, the leads of `m` up to `count_limit`, or NULL
+    when `planned` is over `count_unless_over`.
+    """
+    typed = _typed(p)
+    params = ", ".join(f"{typed[n]}::text" for n, _ in _CRITERION_TYPES)
+    planned = PLANNED.replace("'", "''")
+    return f"""m AS MATERIALIZED (
+    SELECT *
+    FROM leads AS l
+    WHERE {_criteria(p)}
+), c AS (
+    SELECT o.total AS organization_total, e.planned, CASE
+        WHEN e.planned <= {count_unless_over}::bigint THEN (
+            SELECT count(*)
+            FROM (SELECT 1 FROM m LIMIT {count_limit}::bigint) AS x
+        )
+    END AS counted
+    FROM (
+        SELECT coalesce(max(t.total), 0) AS total
+        FROM lead_counts AS t
+        WHERE t.organization_id = {typed["org"]}
+    ) AS o
+    CROSS JOIN (SELECT planned_rows('{planned}', ARRAY[{params}]) AS planned) AS e
+)"""  # noqa: S608 - joins constants only, never user text
+
+
+def _maintained(org: str) -> str:
+    """The CTE `c` of an unfiltered list: the maintained total, nothing planned or counted."""
+    return f"""c AS (
+    SELECT coalesce(max(t.total), 0) AS organization_total,
+        NULL::bigint AS planned,
+        NULL::bigint AS counted
+    FROM lead_counts AS t
+    WHERE t.organization_id = {org}::uuid
+)"""  # noqa: S608 - joins constants only
+
+
+# What an unfiltered list shows: the organization's unarchived leads.
+_UNFILTERED: Final = """l.organization_id = $1::uuid
+          AND l.archived_at IS NULL"""
+
+
+def _rows(
+    criteria: str, *, order: str, tail: str, count_limit: str | None, bounds: str = ""
+) -> str:
+    """The CTE `l` of a list statement: the leads the criteria admit (and `bounds`, keyset
+    cursors) in `order`, then `tail` (LIMIT and OFFSET).
+
+    Narrowed (`count_limit` given), two ways of which one runs: when the count stopped short of
+    `count_limit` it read every match, and they are sorted from `m` (for a search, a scan of
+    the GIN index); otherwise the order's index is walked past the leads that do not match.
+    Walking for a rare word the planner overestimates would read nearly every lead.
+    """
+    if count_limit is None:
+        return f"""l AS (
+        SELECT *
+        FROM leads AS l
+        WHERE {criteria}{bounds}
+        ORDER BY {order}
+        {tail}
+    )"""  # noqa: S608 - joins constants only
+    return f"""l AS ((
+        SELECT *
+        FROM m AS l
+        WHERE c.counted < {count_limit}{bounds}
+        ORDER BY {order}
+        {tail}
+    ) UNION ALL (
+        SELECT *
+        FROM leads AS l
+        WHERE (c.counted IS NULL OR c.counted >= {count_limit})
+          AND {criteria}{bounds}
+        ORDER BY {order}
+        {tail}
+    ))"""  # noqa: S608 - joins constants only
+
+
+_PAGE_PARAMETERS: Final = {
+    "org": "$1",
+    "search": "$2",
+    "stage": "$3",
+    "priority": "$4",
+    "advisor": "$5",
+    "tag": "$6",
+    "source": "$7",
+    # An offset page has no updatedSince (leadsConnection and cursor pages have).
+    "updated_since": "NULL",
+    "archived": "$10",
+    "system": "$11",
+    "external_id": "$12",
+}
+_NEWEST_FIRST: Final = "l.created_at DESC, l.id DESC"
+
+
+def _page_statement(*, narrowed: bool) -> str:
+    """A page (one row more than asked: it says whether more follow) and its totals in one round
+    trip, each lead with its stage and advisor (so neither needs a query of its own).
+
+    Unfiltered: $1 organization, $2 page size plus one, $3 offset. Narrowed: $1-$7 and
+    $10-$12 the criteria (_PAGE_PARAMETERS), $8 and $9 as $2 and $3, $13 the count limit
+    (LEADGATE_EXACT_TOTAL_LIMIT + 1), $14 the estimate past which nothing is counted. The
+    lateral join yields one all-NULL row (still carrying the totals) when the page is empty.
+    Built at import from these constants only.
+    """
+    if narrowed:
+        ctes = _matches(_PAGE_PARAMETERS, count_limit="$13", count_unless_over="$14")
+        rows = _rows(
+            _criteria(_PAGE_PARAMETERS),
+            order=_NEWEST_FIRST,
+            tail="LIMIT $8\n        OFFSET $9",
+            count_limit="$13",
+        )
+    else:
+        ctes = _maintained("$1")
+        rows = _rows(
+            _UNFILTERED, order=_NEWEST_FIRST, tail="LIMIT $2\n        OFFSET $3", count_limit=None
+        )
+    return (
+        f"""
+WITH {ctes}
+SELECT c.organization_total, c.planned, c.counted, p.*
+FROM c
+LEFT JOIN LATERAL (
+    WITH {rows}
 """  # noqa: S608 - joins constants only, never user text
-    + WITH_RELATIONS
-    + """) AS p ON true
+        + WITH_RELATIONS
+        + """) AS p ON true
 ORDER BY p.created_at DESC, p.id DESC
 """
-)
+    )
+
+
+LEADS_PAGE: Final = _page_statement(narrowed=False)
+NARROWED_PAGE: Final = _page_statement(narrowed=True)
 
 
 LEADS_BY_ID: Final = (  # noqa: S608 - joins constants only
@@ -167,8 +305,14 @@ def _page_args(organization_id: UUID, query: LeadQuery) -> list[object]:
 
 
 def _external_key(f: LeadFilter) -> list[object]:
-    """The external id criterion's parameters (LEADS_PAGE $11/$12, keyset $15/$16)."""
+    """The external id criterion's parameters (NARROWED_PAGE $11/$12, keyset $15/$16)."""
     return [None, None] if f.external_id is None else list(f.external_id)
+
+
+def _narrows(criteria: Sequence[object], f: LeadFilter) -> bool:
+    """Whether anything but the organization (criteria[0]) narrows the list."""
+    given = any(c is not None for c in criteria[1:])
+    return given or f.include_archived or f.external_id is not None
 
 
 def record_from_row(row: asyncpg.Record) -> LeadRecord:
@@ -189,20 +333,75 @@ def record_from_row(row: asyncpg.Record) -> LeadRecord:
     return LeadRecord(lead=lead, stage=stage, advisor=advisor, sequence=row["event_sequence"])
 
 
-async def leads_page(conn: asyncpg.Connection, organization_id: UUID, query: LeadQuery) -> LeadPage:
-    rows = await conn.fetch(
-        LEADS_PAGE,
-        *_page_args(organization_id, query),
-        query.limit,
+def _count_limits(exact_limit: int) -> list[object]:
+    """The count's parameters: count one lead past the limit, and nothing past the margin."""
+    return [exact_limit + 1, exact_limit * PLANNED_MARGIN]
+
+
+def _total(
+    row: asyncpg.Record, *, exact_limit: int, seen: int, complete: bool, bounded: bool
+) -> tuple[int, bool]:
+    """The total of a list statement's row (its CTE `c`) and whether it is exact.
+
+    Exact: the maintained total of an unfiltered list, a count within `exact_limit`, or, when
+    the answer holds every match (`complete`), the `seen` matches themselves. Otherwise the
+    planner's estimate, kept within what the answer proves: at least the `seen` matches (those
+    before and on the page, plus one when more follow) and past the limit when the count got
+    there, at most the organization's unarchived leads when archived ones are left out
+    (`bounded`).
+    """
+    counted, planned = row["counted"], row["planned"]
+    if planned is None:
+        return row["organization_total"], True
+    if counted is not None and counted <= exact_limit:
+        return counted, True
+    if complete:
+        return seen, True
+    floor = max(seen, exact_limit + 1 if counted is not None else 0)
+    ceiling = row["organization_total"] if bounded else planned
+    return max(floor, min(planned, ceiling)), False
+
+
+def page_statement(
+    organization_id: UUID, query: LeadQuery, *, exact_limit: int
+) -> tuple[str, list[object]]:
+    """The statement of a page and its arguments (bench/search.py EXPLAINs them)."""
+    criteria = _page_args(organization_id, query)
+    if not _narrows(criteria, query.filter):
+        return LEADS_PAGE, [organization_id, query.limit + 1, query.offset]
+    return NARROWED_PAGE, [
+        *criteria,
+        query.limit + 1,
         query.offset,
         query.filter.include_archived,
         *_external_key(query.filter),
+        *_count_limits(exact_limit),
+    ]
+
+
+async def leads_page(
+    conn: asyncpg.Connection, organization_id: UUID, query: LeadQuery, *, exact_limit: int
+) -> LeadPage:
+    """A page of leads; its total is exact up to `exact_limit` (LEADGATE_EXACT_TOTAL_LIMIT)."""
+    statement, arguments = page_statement(organization_id, query, exact_limit=exact_limit)
+    rows = await conn.fetch(statement, *arguments)
+    records = [record_from_row(r) for r in rows if r["id"] is not None]
+    more = len(records) > query.limit
+    shown = records[: query.limit]
+    total, exact = _total(
+        rows[0],
+        exact_limit=exact_limit,
+        seen=query.offset + len(shown) + more,
+        complete=not more and (bool(shown) or query.offset == 0),
+        bounded=not query.filter.include_archived,
     )
     return LeadPage(
-        records=[record_from_row(r) for r in rows if r["id"] is not None],
-        total=rows[0]["total"],
+        records=shown,
+        total=total,
+        total_is_exact=exact,
         page=query.page,
         limit=query.limit,
+        has_more=more,
     )
 
 
@@ -274,75 +473,88 @@ _COLUMN_NAMES: Final = frozenset(f.column for f in LEAD_FIELDS)
 
 # --- keyset slices (issue 11 #2) ---------------------------------------------------------------
 #
-# One statement per order and direction, each with the same parameters: $1 organization,
-# $2-$7 the criteria of LEADS_PAGE, $8 updatedSince, $9/$10 the `after` key, $11/$12 the
-# `before` key, $13 the slice size plus one (the extra row says whether more follow), $14
-# whether archived leads are included (LEADS_PAGE: $10). The
-# total (maintained when nothing narrows the list), whether rows lie beyond the cursor the
-# slice starts from, and the slice itself come from one snapshot in one round trip. Row
-# comparisons `(created_at, id) < ($9, $10)` walk the index from the cursor on (leads_newest;
+# One statement per order and direction, each narrowed or not (as pages are: _page_statement).
+# Narrowed: $1 organization, $2-$7 the criteria of NARROWED_PAGE, $8 updatedSince, $9/$10 the
+# `after` key, $11/$12 the `before` key, $13 the slice size plus one (the extra row says
+# whether more follow), $14 whether archived leads are included, $15/$16 the external id,
+# $17/$18 the count's limits. Unfiltered: $1 organization, $2/$3 `after`, $4/$5 `before`, $6
+# the size plus one. The totals, whether rows lie beyond the cursor the slice starts from, and
+# the slice itself come from one snapshot in one round trip. Row comparisons
+# `(created_at, id) < ($9, $10)` walk the index from the cursor on (leads_newest;
 # leads_updated in sql/migrations/0008_lead_keyset_indexes.sql), however deep the scan.
 
-_KEYSET_CRITERIA: Final = """l.organization_id = $1
-          AND ($2::text IS NULL OR l.search @@ to_tsquery('simple', $2))
-          AND ($3::uuid IS NULL OR l.stage_id = $3)
-          AND ($4::text IS NULL OR l.priority = $4)
-          AND ($5::uuid IS NULL OR l.primary_advisor_id = $5)
-          AND ($6::text IS NULL OR l.tags @> ARRAY[$6::text])
-          AND ($7::text IS NULL OR l.source = $7)
-          AND ($8::timestamptz IS NULL OR l.updated_at >= $8)
-          AND ($14::boolean OR l.archived_at IS NULL)
-          AND ($15::text IS NULL OR l.id = (
-              SELECT e.lead_id
-              FROM lead_external_ids AS e
-              WHERE e.organization_id = $1 AND e.system = $15 AND e.external_id = $16))"""
+_SLICE_PARAMETERS: Final = {
+    **_PAGE_PARAMETERS,
+    "updated_since": "$8",
+    "archived": "$14",
+    "system": "$15",
+    "external_id": "$16",
+}
+# (after at, after id, before at, before id, size): narrowed, unfiltered.
+_SLICE_KEYS: Final = {
+    True: ("$9", "$10", "$11", "$12", "$13"),
+    False: ("$2", "$3", "$4", "$5", "$6"),
+}
 
 
-def _keyset_statement(column: str, *, ascending: bool, backward: bool) -> str:
+def _keyset_statement(column: str, *, ascending: bool, backward: bool, narrowed: bool) -> str:
     """The slice of the order on (column, id), `ascending` or not, read forward from `after`
     or `backward` from `before`. Built at import from these constants only."""
+    after_at, after_id, before_at, before_id, size = _SLICE_KEYS[narrowed]
     key = f"(l.{column}, l.id)"
     follows, precedes = (">", "<") if ascending else ("<", ">")
     natural = "ASC" if ascending else "DESC"
     reverse = "DESC" if ascending else "ASC"
     # Reading backward walks the order in reverse from `before`; the outer ORDER BY restores it.
     walk = reverse if backward else natural
+    bounds = f"""
+          AND ({after_at}::timestamptz IS NULL
+               OR {key} {follows} ({after_at}::timestamptz, {after_id}::uuid))
+          AND ({before_at}::timestamptz IS NULL
+               OR {key} {precedes} ({before_at}::timestamptz, {before_id}::uuid))"""
     # Rows on the far side of the cursor the slice starts from (hasPreviousPage going forward,
     # hasNextPage going backward): the cursor's own row counts. Nearest first with LIMIT 1, so
-    # the index answers from the cursor (an EXISTS would be planned as a scan of the table).
-    at, row_id, far_side = ("$11", "$12", follows) if backward else ("$9", "$10", precedes)
+    # the index answers from the cursor (an EXISTS would be planned as a scan of the table);
+    # from `m` when it holds every match (_rows).
+    at, row_id, far_side = (
+        (before_at, before_id, follows) if backward else (after_at, after_id, precedes)
+    )
     toward = natural if backward else reverse
-    beyond = f"""{at}::timestamptz IS NOT NULL AND coalesce((
-        SELECT true
-        FROM leads AS l
-        WHERE {_KEYSET_CRITERIA}
-          AND {key} {far_side}= ({at}::timestamptz, {row_id}::uuid)
-        ORDER BY l.{column} {toward}, l.id {toward}
-        LIMIT 1
-    ), false)"""  # noqa: S608 - joins constants only
+    far = f"{key} {far_side}= ({at}::timestamptz, {row_id}::uuid)"
+    criteria = _criteria(_SLICE_PARAMETERS) if narrowed else _UNFILTERED
+    walked = f"""(
+            SELECT true
+            FROM leads AS l
+            WHERE {criteria}
+              AND {far}
+            ORDER BY l.{column} {toward}, l.id {toward}
+            LIMIT 1
+        )"""  # noqa: S608 - joins constants only
+    if narrowed:
+        ctes = _matches(_SLICE_PARAMETERS, count_limit="$17", count_unless_over="$18")
+        beyond = f"""CASE
+        WHEN c.counted < $17 THEN (SELECT true FROM m AS l WHERE {far} LIMIT 1)
+        ELSE {walked}
+    END"""  # noqa: S608 - joins constants only
+    else:
+        ctes, beyond = _maintained("$1"), walked
+    rows = _rows(
+        criteria,
+        order=f"l.{column} {walk}, l.id {walk}",
+        tail=f"LIMIT {size}",
+        count_limit="$17" if narrowed else None,
+        bounds=bounds,
+    )
     return (
         f"""
-SELECT c.total, c.beyond, p.*
-FROM (
-    SELECT CASE
-        WHEN $2::text IS NULL AND $3::uuid IS NULL AND $4::text IS NULL
-             AND $5::uuid IS NULL AND $6::text IS NULL AND $7::text IS NULL
-             AND $8::timestamptz IS NULL AND NOT $14::boolean AND $15::text IS NULL
-        THEN (SELECT coalesce(max(t.total), 0) FROM lead_counts AS t WHERE t.organization_id = $1)
-        ELSE (SELECT count(*) FROM leads AS l WHERE {_KEYSET_CRITERIA})
-    END AS total,
-    ({beyond}) AS beyond
-) AS c
+WITH {ctes}
+SELECT c.organization_total, c.planned, c.counted, b.beyond, p.*
+FROM c
+CROSS JOIN LATERAL (
+    SELECT {at}::timestamptz IS NOT NULL AND coalesce({beyond}, false) AS beyond
+) AS b
 LEFT JOIN LATERAL (
-    WITH l AS (
-        SELECT *
-        FROM leads AS l
-        WHERE {_KEYSET_CRITERIA}
-          AND ($9::timestamptz IS NULL OR {key} {follows} ($9::timestamptz, $10::uuid))
-          AND ($11::timestamptz IS NULL OR {key} {precedes} ($11::timestamptz, $12::uuid))
-        ORDER BY l.{column} {walk}, l.id {walk}
-        LIMIT $13
-    )
+    WITH {rows}
 """  # noqa: S608 - joins constants only, never user text
         + WITH_RELATIONS
         + f""") AS p ON true
@@ -351,16 +563,32 @@ ORDER BY p.{column} {natural}, p.id {natural}
     )
 
 
-NEWEST_AFTER: Final = _keyset_statement("created_at", ascending=False, backward=False)
-NEWEST_BEFORE: Final = _keyset_statement("created_at", ascending=False, backward=True)
-UPDATED_AFTER: Final = _keyset_statement("updated_at", ascending=True, backward=False)
-UPDATED_BEFORE: Final = _keyset_statement("updated_at", ascending=True, backward=True)
-_KEYSET_STATEMENTS: Final = {
-    (KeysetOrder.NEWEST, False): NEWEST_AFTER,
-    (KeysetOrder.NEWEST, True): NEWEST_BEFORE,
+NEWEST_AFTER: Final = _keyset_statement(
+    "created_at", ascending=False, backward=False, narrowed=False
+)
+NEWEST_BEFORE: Final = _keyset_statement(
+    "created_at", ascending=False, backward=True, narrowed=False
+)
+NARROWED_NEWEST_AFTER: Final = _keyset_statement(
+    "created_at", ascending=False, backward=False, narrowed=True
+)
+NARROWED_NEWEST_BEFORE: Final = _keyset_statement(
+    "created_at", ascending=False, backward=True, narrowed=True
+)
+# updatedSince narrows the list: the updated order has no unfiltered statement.
+UPDATED_AFTER: Final = _keyset_statement(
+    "updated_at", ascending=True, backward=False, narrowed=True
+)
+UPDATED_BEFORE: Final = _keyset_statement(
+    "updated_at", ascending=True, backward=True, narrowed=True
+)
+_NARROWED_SLICES: Final = {
+    (KeysetOrder.NEWEST, False): NARROWED_NEWEST_AFTER,
+    (KeysetOrder.NEWEST, True): NARROWED_NEWEST_BEFORE,
     (KeysetOrder.UPDATED, False): UPDATED_AFTER,
     (KeysetOrder.UPDATED, True): UPDATED_BEFORE,
 }
+_UNFILTERED_SLICES: Final = {False: NEWEST_AFTER, True: NEWEST_BEFORE}
 
 
 def _key(cursor: Cursor | None) -> list[object]:
@@ -368,8 +596,9 @@ def _key(cursor: Cursor | None) -> list[object]:
 
 
 async def leads_slice(
-    conn: asyncpg.Connection, organization_id: UUID, query: KeysetQuery
+    conn: asyncpg.Connection, organization_id: UUID, query: KeysetQuery, *, exact_limit: int
 ) -> KeysetPage:
+    """A keyset slice; its total is exact up to `exact_limit` (LEADGATE_EXACT_TOTAL_LIMIT)."""
     f = query.filter
     criteria = [
         organization_id,
@@ -381,24 +610,38 @@ async def leads_slice(
         f.source.value if f.source else None,
         query.updated_since,
     ]
-    rows = await conn.fetch(
-        _KEYSET_STATEMENTS[query.order, query.backward],
-        *criteria,
-        *_key(query.after),
-        *_key(query.before),
-        query.size + 1,
-        f.include_archived,
-        *_external_key(f),
-    )
+    keys = [*_key(query.after), *_key(query.before)]
+    if _narrows(criteria, f):
+        rows = await conn.fetch(
+            _NARROWED_SLICES[query.order, query.backward],
+            *criteria,
+            *keys,
+            query.size + 1,
+            f.include_archived,
+            *_external_key(f),
+            *_count_limits(exact_limit),
+        )
+    else:
+        statement = _UNFILTERED_SLICES[query.backward]
+        rows = await conn.fetch(statement, organization_id, *keys, query.size + 1)
     records = [record_from_row(r) for r in rows if r["id"] is not None]
     more = len(records) > query.size
     if more:
         # The extra row is the one farthest from the cursor: last in order, or first backward.
         records = records[1:] if query.backward else records[:-1]
     beyond = bool(rows[0]["beyond"])
+    total, exact = _total(
+        rows[0],
+        exact_limit=exact_limit,
+        seen=len(records) + more + beyond,
+        # Without a cursor, a slice with nothing more holds every match.
+        complete=query.after is None and query.before is None and not more,
+        bounded=not f.include_archived,
+    )
     return KeysetPage(
         records=records,
-        total=rows[0]["total"],
+        total=total,
+        total_is_exact=exact,
         order=query.order,
         has_next=beyond if query.backward else more,
         has_previous=more if query.backward else beyond,
