@@ -16,11 +16,22 @@ from aiohttp.test_utils import TestServer
 
 from leadgate.app import create_app
 from leadgate.config import Settings
+from leadgate.db.statements import StatementCounter
 from leadgate.domain.models import Principal
+from leadgate.graphql.codegen import generate
 from leadgate.graphql.schema import LeadgateSchema, RefusedResult, build_schema
 from leadgate.graphql.view import LeadgateGraphQLView
 from tests.graphql_context import make_context, principal_with_history
-from tests.support import EVENTS, Api, Tenant, create_lead, error_codes, move_lead, ok
+from tests.support import (
+    EVENTS,
+    Api,
+    Tenant,
+    create_lead,
+    error_codes,
+    fewest_statements,
+    move_lead,
+    ok,
+)
 from tests.ws_client import connect, subscribe
 
 LEAD_FIELDS = """
@@ -208,10 +219,12 @@ async def test_a_bug_in_a_plan_is_answered_as_internal_and_not_hidden_by_a_rerun
     document = "{ stages { id stageKey } }"
     plan = schema.plan(document, None)
     assert plan is not None
-    # A plan that reads an attribute the root has not: a bug of the plan, not a resolver's
-    # error, so no Fallback; strawberry would have answered this document correctly.
+    # Code that reads an attribute a stage has not: a bug of the plan, not a resolver's error,
+    # so no Fallback; strawberry would have answered this document correctly.
     (stages,) = plan.root.fields
-    stages.attribute = "no_such_attribute"
+    assert stages.selection is not None
+    stages.selection.fields[0].attribute = "no_such_attribute"
+    plan.code = generate(plan.schema, plan.root, subscription=False)
     fallbacks, hits = schema.fallbacks, schema.plan_hits
 
     status, body = await api.graphql(tenant.read_key, document)
@@ -260,3 +273,45 @@ async def next_frame(ws: aiohttp.ClientWebSocketResponse) -> str:
         text = await asyncio.wait_for(ws.receive_str(), 5)
         if json.loads(text)["type"] == "next":
             return text
+
+
+EVENT_LEADS = """
+query($limit: Int!) {
+  events(limit: $limit) {
+    id lead { id stage { stageKey } primaryAdvisor { name } history(limit: 1) { type } }
+  }
+}
+"""
+
+
+async def test_the_leads_of_events_with_their_stages_advisors_and_histories_are_batched(
+    api: Api, statements: StatementCounter, tenant: Tenant
+) -> None:
+    # Events' leads come through loaders, and so do their stages, advisors and histories:
+    # however many events, one batched statement per loader (resolvers that wait are awaited
+    # together, so sibling loads batch).
+    for n in range(5):
+        await ok(
+            api,
+            tenant.write_key,
+            "mutation($input: CreateLeadInput!) { createLead(input: $input) { id } }",
+            {
+                "input": {
+                    "businessName": f"Batched Bakery {n}",
+                    "assignToAdvisorId": str(tenant.advisor_ids[n % len(tenant.advisor_ids)]),
+                    "stageId": str(tenant.stage_ids[n % 2]),
+                }
+            },
+        )
+
+    async def cost(limit: int) -> int:
+        data = await ok(api, tenant.read_key, EVENT_LEADS, {"limit": limit})
+        assert len(data["events"]) == limit
+        assert all(e["lead"]["primaryAdvisor"] is not None for e in data["events"])
+
+        async def send() -> None:
+            await ok(api, tenant.read_key, EVENT_LEADS, {"limit": limit})
+
+        return await fewest_statements(statements, send)
+
+    assert await cost(1) == await cost(5)

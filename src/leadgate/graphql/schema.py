@@ -21,7 +21,8 @@ from strawberry.types.graphql import OperationType
 from leadgate import request_context
 from leadgate.db.failures import unavailable
 from leadgate.domain.errors import AppError, RateLimited
-from leadgate.graphql.compiled import Fallback, Plan, PlanCache
+from leadgate.graphql.codegen import Fallback
+from leadgate.graphql.compiled import Plan, PlanCache
 from leadgate.graphql.errors import annotate
 from leadgate.graphql.gate import Admitted, Gate, Limits, Refused
 from leadgate.graphql.mutation import Mutation
