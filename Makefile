@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check fmt schema settings-doc bench bench-import
+.PHONY: run test check fmt schema settings-doc bench bench-import bench-scale
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,8 @@ bench: $(STAMP)
 ## bench-import: `leadgate import` of 100,000 CSV rows → bench/IMPORT.md (BENCH_ARGS=--rows=N)
 bench-import: $(STAMP)
 	$(BIN)/python bench/import.py $(BENCH_ARGS)
+
+## bench-scale: --workers 1 vs 2, LISTEN/NOTIFY vs NATS, 10,000 subscribers over 2 gateways,
+##              relay lag at 1,000 writes/s → bench/SCALE.md (BENCH_ARGS=--quick: a smoke run)
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)

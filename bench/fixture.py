@@ -37,36 +37,30 @@ class Fixture:
     maintained_total: bool = False
 
 
-async def seed(db: Database, leads: int, run: report.Run) -> Fixture:
-    """Migrate, create the two organizations and their keys, add the demo leads, VACUUM."""
-    say(json.loads(await run_command(leadgate("migrate", "--json"), db.env)))
-    org = json.loads(
-        await run_command(leadgate("org", "create", "Bench Lending", "--json"), db.env)
-    )
+async def organization(db: Database, name: str) -> tuple[str, str]:
+    """A new organization (default pipeline) and a write key of its own: (id, key)."""
+    org = json.loads(await run_command(leadgate("org", "create", name, "--json"), db.env))
     key = json.loads(
         await run_command(
             leadgate("api-key", "create", "--org", org["id"], "--name", "bench", "--json"), db.env
         )
     )
-    writes = json.loads(
-        await run_command(leadgate("org", "create", "Bench Writes", "--json"), db.env)
-    )
-    write_key = json.loads(
-        await run_command(
-            leadgate("api-key", "create", "--org", writes["id"], "--name", "bench", "--json"),
-            db.env,
-        )
-    )
+    return org["id"], key["key"]
+
+
+async def seed(db: Database, leads: int, run: report.Run) -> Fixture:
+    """Migrate, create the two organizations and their keys, add the demo leads, VACUUM."""
+    say(json.loads(await run_command(leadgate("migrate", "--json"), db.env)))
+    org, key = await organization(db, "Bench Lending")
+    write_org, write_key = await organization(db, "Bench Writes")
     started = time.monotonic()
     say(f"seeding {leads:,} leads")
     await run_command(
-        leadgate("demo-data", "--org", org["id"], "--leads", str(leads), "--seed", str(SEED)),
+        leadgate("demo-data", "--org", org, "--leads", str(leads), "--seed", str(SEED)),
         db.env,
     )
     run.seed_seconds = time.monotonic() - started
-    fixture = Fixture(
-        org=org["id"], key=key["key"], write_org=writes["id"], write_key=write_key["key"]
-    )
+    fixture = Fixture(org=org, key=key, write_org=write_org, write_key=write_key)
     conn = await asyncpg.connect(db.url)
     try:
         await conn.execute("VACUUM ANALYZE")
@@ -75,14 +69,14 @@ async def seed(db: Database, leads: int, run: report.Run) -> Fixture:
             str(r["id"])
             for r in await conn.fetch(
                 "SELECT id FROM pipeline_stages WHERE organization_id = $1 ORDER BY position",
-                org["id"],
+                org,
             )
         ]
         fixture.lookup_ids = [
             str(r["id"])
             for r in await conn.fetch(
                 "SELECT id FROM leads WHERE organization_id = $1 ORDER BY md5(id::text) LIMIT $2",
-                org["id"],
+                org,
                 LOOKUP_LEADS,
             )
         ]
@@ -90,7 +84,7 @@ async def seed(db: Database, leads: int, run: report.Run) -> Fixture:
             str(r["id"])
             for r in await conn.fetch(
                 "SELECT id FROM leads WHERE organization_id = $1 ORDER BY created_at LIMIT $2",
-                org["id"],
+                org,
                 MOVE_LEADS + 1,
             )
         ]
@@ -99,7 +93,7 @@ async def seed(db: Database, leads: int, run: report.Run) -> Fixture:
         fixture.rare_term = await conn.fetchval(
             "SELECT split_part(split_part(email, '@', 2), '.', 1) FROM leads "
             "WHERE organization_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
-            org["id"],
+            org,
         )
         fixture.maintained_total = await conn.fetchval(
             "SELECT to_regclass('lead_counts') IS NOT NULL"

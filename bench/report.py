@@ -43,7 +43,7 @@ class Run:
     busy_starts: list[str] = field(default_factory=list)
 
 
-async def _output(*argv: str, cwd: Path = ROOT) -> str:
+async def output(*argv: str, cwd: Path = ROOT) -> str:
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -58,7 +58,7 @@ async def _output(*argv: str, cwd: Path = ROOT) -> str:
     return out.decode(errors="replace").strip()
 
 
-def _machine() -> dict[str, str]:
+def machine() -> dict[str, str]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -79,20 +79,25 @@ def _postgraphile_version() -> str:
 
 
 async def collect_environment(run: Run) -> None:
-    run.machine = _machine()
+    run.machine = machine()
     run.versions = {"Python": platform.python_version()}
     for package in ("strawberry-graphql", "graphql-core", "aiohttp", "asyncpg", "orjson"):
         try:
             run.versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             run.versions[package] = "not installed"
-    run.versions["Node"] = await _output("node", "--version")
+    run.versions["Node"] = await output("node", "--version")
     run.versions["PostGraphile"] = _postgraphile_version()
-    run.versions["wrk"] = (await _output("wrk", "-v")).split(" [", 1)[0].removeprefix("wrk ")
-    head = await _output("git", "rev-parse", "--short", "HEAD")
-    changed = await _output("git", "status", "--porcelain", "--", "src")
+    run.versions["wrk"] = (await output("wrk", "-v")).split(" [", 1)[0].removeprefix("wrk ")
+    run.source = await source()
+
+
+async def source() -> str:
+    """The gateway's commit, and whether src/ differs from it."""
+    head = await output("git", "rev-parse", "--short", "HEAD")
+    changed = await output("git", "status", "--porcelain", "--", "src")
     files = len(changed.splitlines())
-    run.source = f"commit {head}" + (
+    return f"commit {head}" + (
         f" with uncommitted changes in {files} file(s) under src/" if files else ", clean src/"
     )
 
@@ -108,7 +113,7 @@ def _find(run: Run, workload: str, target: str, connections: int) -> Series | No
     return None
 
 
-def _ratio(a: Series | None, b: Series | None) -> tuple[float, float, float] | None:
+def ratio(a: Series | None, b: Series | None) -> tuple[float, float, float] | None:
     """Median, min and max of the per-round ratios a/b (each round measures both)."""
     if a is None or b is None or not a.rounds or not b.rounds:
         return None
@@ -118,7 +123,7 @@ def _ratio(a: Series | None, b: Series | None) -> tuple[float, float, float] | N
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
-def _fmt_ratio(r: tuple[float, float, float] | None) -> str:
+def fmt_ratio(r: tuple[float, float, float] | None) -> str:
     return "n/a" if r is None else f"**{r[0]:.2f}×** ({r[1]:.2f}–{r[2]:.2f})"
 
 
@@ -255,12 +260,12 @@ def render(run: Run) -> str:
     floor_create = _find(run, "createLead", FLOOR, c)
     kept_list = _find(run, "list", FLOOR_MAINTAINED, c)
     ratios = {
-        "list: gateway / floor": _ratio(gw_list, floor_list),
-        "list: gateway / floor with maintained total": _ratio(gw_list, kept_list),
-        "list: gateway / PostGraphile": _ratio(gw_list, pg_list),
-        "list: PostGraphile / floor": _ratio(pg_list, floor_list),
-        "list: floor A/A copy / floor (noise)": _ratio(copy_list, floor_list),
-        "createLead: gateway / floor (same transaction)": _ratio(gw_create, floor_create),
+        "list: gateway / floor": ratio(gw_list, floor_list),
+        "list: gateway / floor with maintained total": ratio(gw_list, kept_list),
+        "list: gateway / PostGraphile": ratio(gw_list, pg_list),
+        "list: PostGraphile / floor": ratio(pg_list, floor_list),
+        "list: floor A/A copy / floor (noise)": ratio(copy_list, floor_list),
+        "createLead: gateway / floor (same transaction)": ratio(gw_create, floor_create),
     }
     add("## Ratios (req/s, per round: median (min–max))")
     add("")
@@ -278,7 +283,7 @@ def render(run: Run) -> str:
         flawed = any(s is not None and s.bad for s in pairs[name])
         a, b = pairs[name]
         add(
-            f"| {name} | {_fmt_ratio(r)}{' ⚠ bad responses: see Notes' if flawed else ''} | "
+            f"| {name} | {fmt_ratio(r)}{' ⚠ bad responses: see Notes' if flawed else ''} | "
             f"{_cpu_ratio(a, b)} |"
         )
     add("")
@@ -372,12 +377,12 @@ def render(run: Run) -> str:
         for problem in run.problems:
             add(f"- ⚠ {problem}")
         add("")
-    add(f"Raw wrk output and server logs of this run: `{_relative(run.log_dir)}/` (not committed).")
+    add(f"Raw wrk output and server logs of this run: `{relative(run.log_dir)}/` (not committed).")
     add("")
     return "\n".join(lines)
 
 
-def _relative(path: Path) -> str:
+def relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 

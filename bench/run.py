@@ -26,7 +26,6 @@ import dataclasses
 import datetime as dt
 import signal
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -36,7 +35,7 @@ import asyncpg
 import report
 from checks import check_answers, statements
 from fixture import Fixture, reset_moves, seed
-from loadgen import Case, Measurement, Series, Wrk
+from loadgen import Case, Runner, Series, Wrk, describe
 from stack import (
     ROOT,
     VENV_BIN,
@@ -62,10 +61,6 @@ from workloads import (
 )
 
 POOL_SIZE: Final = 8
-# Before each run, wait up to --quiet-wait seconds for other processes to use under
-# QUIET_LOAD cores over a QUIET_WINDOW (this machine may be shared with tests or profilers).
-QUIET_WINDOW: Final = 0.5
-QUIET_LOAD: Final = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,70 +196,31 @@ async def measure(
     run: report.Run,
 ) -> dict[Case, Series]:
     series = {case: Series(case) for group in reads + writes for case in group}
-    meter = CpuMeter(list({s.pid for s in servers.values()}), db.postmaster_pid)
 
-    async def settle(case: Case, label: str) -> None:
-        """Wait (a little) for other work on the machine to calm down before a run."""
-        deadline = time.monotonic() + options.quiet_wait
-        while True:
-            before = meter.snapshot()
-            await asyncio.sleep(QUIET_WINDOW)
-            load = meter.snapshot().other_since(before) / QUIET_WINDOW
-            if load < QUIET_LOAD:
-                return
-            if time.monotonic() >= deadline:
-                if options.quiet_wait:
-                    run.busy_starts.append(f"{label} {case.workload} / {case.target}: {load:.2f}")
-                return
-
-    async def one(case: Case, seconds: int, label: str) -> Measurement:
+    async def before(case: Case) -> None:
         if case.before == "reset-moves":
             await reset_moves(db, fixture)
-        await settle(case, label)
-        server = servers[case.target]
-        cpu = server.cpu_seconds()
-        before = meter.snapshot()
-        result = await wrk.run(case, seconds, label)
-        used = server.cpu_seconds() - cpu
-        after = meter.snapshot()
-        if result.bad or result.socket_errors:
-            run.problems.append(
-                f"{label} {case.workload} / {case.target} c{case.connections}: {result.bad} bad "
-                f"responses, {result.socket_errors} socket errors of {result.requests}; first: "
-                f"`{result.sample[:200]}`"
-            )
-        return replace(
-            result,
-            server_cpu_s=used,
-            postgres_cpu_s=after.postgres - before.postgres,
-            other_cores=after.other_since(before) / result.seconds,
-        )
 
-    def show(case: Case, m: Measurement) -> None:
-        say(
-            f"  {case.workload:<15} {case.target:<15} c{case.connections:<3} "
-            f"{m.rps:8.1f} req/s  p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms  "
-            f"cpu {m.cpu_ms_per_request:5.2f} + pg {m.postgres_ms_per_request:5.2f} ms/req"
-            + (f"  other load {m.other_cores:.2f} cores" if m.other_cores >= 0.1 else "")
-            + (f"  BAD {m.bad}" if m.bad else "")
-        )
-
+    runner = Runner(
+        wrk,
+        CpuMeter(list({s.pid for s in servers.values()}), db.postmaster_pid),
+        servers,
+        options.quiet_wait,
+        before,
+        problems=run.problems,
+        busy_starts=run.busy_starts,
+    )
     # Reads first, on the freshly vacuumed data; then the writes. Interleaved, writes would
     # leave the reads of later rounds dead tuples and a growing GIN pending list to scan.
     for phase, phase_groups in (("reads", reads), ("writes", writes)):
-        total = sum(len(g) for g in phase_groups)
-        say(f"{phase}: warm-up, {total} runs of {options.warmup:g}s")
-        for group in phase_groups:
-            for case in group:
-                await one(case, options.warmup, "warmup")
-        for r in range(options.rounds):
-            say(f"{phase}: round {r + 1}/{options.rounds}, {total} runs of {options.seconds:g}s")
-            for group in phase_groups:
-                shift = r % len(group)
-                for case in group[shift:] + group[:shift]:
-                    m = await one(case, options.seconds, f"round{r + 1}")
-                    series[case].rounds.append(m)
-                    show(case, m)
+        await runner.interleaved(
+            phase,
+            phase_groups,
+            series,
+            warmup=options.warmup,
+            rounds=options.rounds,
+            seconds=options.seconds,
+        )
 
     # What the writes left behind: search again (1 connection), then after a VACUUM.
     singles = [
@@ -280,9 +236,9 @@ async def measure(
         say(f"search {when}")
         for case in singles:
             probe = replace(case, workload=f"{case.workload}, {when}")
-            m = await one(probe, options.seconds, "probe")
+            m = await runner.one(probe, options.seconds, "probe")
             series[probe] = Series(probe, [m])
-            show(probe, m)
+            say(describe(probe, m))
     return series
 
 

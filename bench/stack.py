@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -123,37 +122,50 @@ def _stop_postmaster(pgdata: Path) -> None:
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
-    """User + system CPU time of one process so far (0 once it is gone), with that of its
-    children that have exited and been waited for when `reaped_children`.
+def _process_table() -> dict[int, tuple[int, float]]:
+    """Every process's parent and CPU seconds so far: user + system time, its own and that of
+    its children that have exited and been waited for (a finished PostgreSQL backend's time is
+    in the postmaster's, a reaped wrk's in ours).
     """
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # After the command name: state is field 3; utime, stime, cutime, cstime are 14 to 17.
-    ticks = int(fields[11]) + int(fields[12])
-    if reaped_children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / CLOCK_TICKS
-
-
-def _children(parent: int) -> list[int]:
-    found = []
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                stat = (entry / "stat").read_text()
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                found.append(int(entry.name))
+            # After the command name: state is field 3, ppid 4; utime, stime, cutime, cstime
+            # are 14 to 17.
+            ticks = sum(int(f) for f in fields[11:15])
+            table[int(entry.name)] = (int(fields[1]), ticks / CLOCK_TICKS)
+    return table
+
+
+def _family(table: dict[int, tuple[int, float]], roots: list[int]) -> set[int]:
+    """The roots that are alive and all their descendants."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found: set[int] = set()
+    todo = [pid for pid in roots if pid in table]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
     return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its descendants so far (a supervisor and its workers)."""
+    table = _process_table()
+    return sum(table[p][1] for p in _family(table, [pid]))
 
 
 class CpuMeter:
     """How much CPU the rest of the machine used while we measured (another engineer's tests,
-    a profiler...): the machine's busy time minus our servers', PostgreSQL's, wrk's and ours.
+    a profiler...): the machine's busy time minus that of this process and everything it
+    started (servers and their workers, wrk, client processes), `pids` and PostgreSQL's.
     """
 
     def __init__(self, pids: list[int], postmaster: int | None) -> None:
@@ -163,18 +175,14 @@ class CpuMeter:
     def snapshot(self) -> CpuSample:
         values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
         busy = (sum(values) - values[3] - values[4]) / CLOCK_TICKS
-        postgres = 0.0
-        if self.postmaster is not None:
-            # Backends and autovacuum workers come and go: a finished one's time is in the
-            # postmaster's cutime/cstime.
-            postgres = process_cpu_seconds(self.postmaster, reaped_children=True) + sum(
-                process_cpu_seconds(pid) for pid in _children(self.postmaster)
-            )
-        ours = postgres + sum(process_cpu_seconds(pid) for pid in self.pids)
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-            usage = resource.getrusage(who)
-            ours += usage.ru_utime + usage.ru_stime
-        return CpuSample(busy=busy, ours=ours, postgres=postgres)
+        table = _process_table()
+        postgres = _family(table, [self.postmaster]) if self.postmaster is not None else set()
+        ours = _family(table, [os.getpid(), *self.pids]) | postgres
+        return CpuSample(
+            busy=busy,
+            ours=sum(table[p][1] for p in ours),
+            postgres=sum(table[p][1] for p in postgres),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +233,8 @@ class Server:
         return None
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.pid)
+        """CPU seconds of the server so far, its worker processes' included."""
+        return tree_cpu_seconds(self.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -257,6 +266,29 @@ async def start_server(
     await _wait_ready(server, ready_path, ready_body)
     say(f"{name} ready on port {port} (pid {server.pid})")
     return server
+
+
+NATS_SERVER: Final = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+async def start_nats(stack: contextlib.AsyncExitStack, log_dir: Path) -> tuple[Server, str]:
+    """A nats-server with JetStream on free ports and a temp store of its own (the machine's
+    own on 4222 is never touched), registered on `stack`; the server and its client URL."""
+    store = Path(tempfile.mkdtemp(prefix="leadgate-bench-nats-"))
+    stack.callback(shutil.rmtree, store, ignore_errors=True)
+    port, monitor = free_port(), free_port()
+    server = await start_server(
+        stack,
+        name="nats-server",
+        argv=[NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor)]
+        + ["-sd", str(store)],
+        env=os.environ,
+        # Ready once its monitoring port says JetStream is up.
+        port=monitor,
+        ready_path="/healthz",
+        log_dir=log_dir,
+    )
+    return server, f"nats://127.0.0.1:{port}"
 
 
 def _spawn(

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -267,21 +267,24 @@ async def _wait_until_healthy(base: str, process: asyncio.subprocess.Process, lo
 
 @dataclass
 class Mover:
+    """Moves the organization's 20 newest leads, one at a time, through REST at `base`."""
+
     session: aiohttp.ClientSession
-    gateway: Gateway
+    base: str
+    key: str
     stages: list[str]
     stage_of: dict[str, str]
     turn: int = 0
 
     @classmethod
-    async def load(cls, session: aiohttp.ClientSession, gw: Gateway) -> Mover:
+    async def load(cls, session: aiohttp.ClientSession, base: str, key: str) -> Mover:
         query = "{ stages { id } leads(limit: 20) { nodes { id stage { id } } } }"
         async with session.post(
-            f"{gw.base}/graphql", json={"query": query}, headers=_bearer(gw.key)
+            f"{base}/graphql", json={"query": query}, headers=_bearer(key)
         ) as resp:
             data = (await resp.json())["data"]
         stage_of = {n["id"]: n["stage"]["id"] for n in data["leads"]["nodes"]}
-        return cls(session, gw, [s["id"] for s in data["stages"]], stage_of)
+        return cls(session, base, key, [s["id"] for s in data["stages"]], stage_of)
 
     async def move(self) -> float:
         """Move the next lead to another stage; the wall-clock time just before sending."""
@@ -290,9 +293,9 @@ class Mover:
         stage = next(s for s in self.stages if s != self.stage_of[lead_id])
         sent = time.time()
         async with self.session.post(
-            f"{self.gateway.base}/v1/leads/{lead_id}/move",
+            f"{self.base}/v1/leads/{lead_id}/move",
             json={"stageId": stage},
-            headers=_bearer(self.gateway.key),
+            headers=_bearer(self.key),
         ) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"move failed: {resp.status} {await resp.text()}")
@@ -340,21 +343,23 @@ class Receipts:
 
 @contextlib.asynccontextmanager
 async def workers(
-    gw: Gateway, subscribers: int, clients: int, after: str, receipts: Receipts
+    urls: Sequence[str], key: str, subscribers: int, clients: int, after: str, receipts: Receipts
 ) -> AsyncIterator[None]:
+    """`clients` worker processes with `subscribers` subscriptions between them, each worker
+    connected to one of the gateways' WebSocket `urls` in turn; ready once all subscribed."""
     shares = [subscribers // clients + (i < subscribers % clients) for i in range(clients)]
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             __file__,
             "--worker",
-            gw.ws_url,
+            urls[i % len(urls)],
             str(share),
             after,
-            env={**os.environ, "LEADGATE_API_KEY": gw.key},
+            env={**os.environ, "LEADGATE_API_KEY": key},
             stdout=asyncio.subprocess.PIPE,
         )
-        for share in shares
+        for i, share in enumerate(shares)
         if share
     ]
     ready = [asyncio.Event() for _ in processes]
@@ -388,12 +393,20 @@ async def workers(
 
 
 @dataclass(frozen=True)
+class Delays:
+    """The measured moves' delays over every (subscriber, move), and the fewest subscribers
+    that received a move (0 when a move reached nobody)."""
+
+    changed_ms: list[float]
+    from_request_ms: list[float]
+    received_min: int
+
+
+@dataclass(frozen=True)
 class Result:
     subscribers: int
     moves: int
-    received_min: int
-    delays_ms: list[float]
-    from_request_ms: list[float]
+    delays: Delays
     cpu_ms_per_move: float
     rss_idle_kb: int
     rss_with_kb: int
@@ -405,6 +418,68 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+async def prime(receipts: Receipts, mover: Mover, subscribers: int, within: float) -> set[str]:
+    """One move every subscriber must receive, proof that all are subscribed; its event ids."""
+    await mover.move()
+
+    def primed() -> int:
+        return sum(len(r) for r in receipts.by_event.values())
+
+    if not await receipts.wait_for(lambda: primed() >= subscribers, within):
+        raise RuntimeError(f"only {primed()} of {subscribers} received the priming move")
+    return set(receipts.by_event)
+
+
+async def timed_moves(
+    receipts: Receipts,
+    mover: Mover,
+    *,
+    moves: int,
+    subscribers: int,
+    per_move: float,
+    interval: float,
+) -> dict[str, float]:
+    """`moves` moves, each once the previous one reached every subscriber (or `per_move`
+    seconds passed); when each event's move was sent, by event id."""
+    sent_at: dict[str, float] = {}
+    for _ in range(moves):
+        before = set(receipts.by_event)
+        sent = await mover.move()
+
+        def arrived_everywhere(before: set[str] = before) -> bool:
+            new = set(receipts.by_event) - before
+            return bool(new) and all(len(receipts.by_event[e]) >= subscribers for e in new)
+
+        await receipts.wait_for(arrived_everywhere, per_move)
+        for event_id in set(receipts.by_event) - before:
+            sent_at[event_id] = sent
+        await asyncio.sleep(interval)
+    if receipts.problems:
+        raise RuntimeError(f"subscribers got errors: {receipts.problems[:3]}")
+    return sent_at
+
+
+def delays(
+    receipts: Receipts, priming: set[str], sent_at: dict[str, float], *, moves: int, verbose: bool
+) -> Delays:
+    measured = {e: r for e, r in receipts.by_event.items() if e not in priming}
+    if verbose:
+        for event_id, got in sorted(measured.items(), key=lambda item: int(item[0])):
+            ms = sorted((received - changed) * 1000 for received, changed in got)
+            print(
+                f"event {event_id}: {len(got)} received, first {ms[0]:.0f} ms, "
+                f"p50 {statistics.median(ms):.0f} ms, last {ms[-1]:.0f} ms"
+            )
+    return Delays(
+        changed_ms=[(got - changed) * 1000 for r in measured.values() for got, changed in r],
+        from_request_ms=[
+            (got - sent_at[e]) * 1000 for e, r in measured.items() for got, _ in r if e in sent_at
+        ],
+        # A move that reached nobody has no entry at all: it counts as 0.
+        received_min=min(len(r) for r in measured.values()) if len(measured) == moves else 0,
+    )
+
+
 async def measure(args: argparse.Namespace) -> tuple[Result, str]:
     async with bench_database() as (env, database):
         workdir = Path(env["LEADGATE_DATA_DIR"]).parent
@@ -412,12 +487,12 @@ async def measure(args: argparse.Namespace) -> tuple[Result, str]:
             gateway(env, workdir) as gw,
             aiohttp.ClientSession() as session,
         ):
-            mover = await Mover.load(session, gw)
+            mover = await Mover.load(session, gw.base, gw.key)
             pid = gw.process.pid
             # Warm up (imports, caches, the pool) with one subscriber and one move.
             warm = Receipts()
             # A fresh database: the bench's moves are the only stage changes there are.
-            async with workers(gw, 1, 1, "0", warm):
+            async with workers([gw.ws_url], gw.key, 1, 1, "0", warm):
                 await mover.move()
                 if not await warm.wait_for(lambda: len(warm.by_event) == 1, args.timeout):
                     raise RuntimeError("the warm-up subscriber received nothing")
@@ -425,64 +500,28 @@ async def measure(args: argparse.Namespace) -> tuple[Result, str]:
             rss_idle = rss_kb(pid)
 
             receipts = Receipts()
-            cursor = warm.latest()
             started = time.monotonic()
-            async with workers(gw, args.subscribers, args.clients, cursor, receipts):
-                # Every subscriber receiving this one proves they are all subscribed.
-                await mover.move()
-
-                def primed() -> int:
-                    return sum(len(r) for r in receipts.by_event.values())
-
-                if not await receipts.wait_for(
-                    lambda: primed() >= args.subscribers, args.timeout * 3
-                ):
-                    raise RuntimeError(
-                        f"only {primed()} of {args.subscribers} received the priming move"
-                    )
+            async with workers(
+                [gw.ws_url], gw.key, args.subscribers, args.clients, warm.latest(), receipts
+            ):
+                priming = await prime(receipts, mover, args.subscribers, args.timeout * 3)
                 connect_seconds = time.monotonic() - started
                 await asyncio.sleep(1.0)
                 rss_with = rss_kb(pid)
-                priming = set(receipts.by_event)
-
-                sent_at: dict[str, float] = {}
                 cpu_before = cpu_seconds(pid)
-                for _ in range(args.moves):
-                    before = set(receipts.by_event)
-                    sent = await mover.move()
-
-                    def arrived_everywhere(before: set[str] = before) -> bool:
-                        new = set(receipts.by_event) - before
-                        return bool(new) and all(
-                            len(receipts.by_event[e]) >= args.subscribers for e in new
-                        )
-
-                    await receipts.wait_for(arrived_everywhere, args.timeout)
-                    for event_id in set(receipts.by_event) - before:
-                        sent_at[event_id] = sent
-                    await asyncio.sleep(args.interval)
+                sent_at = await timed_moves(
+                    receipts,
+                    mover,
+                    moves=args.moves,
+                    subscribers=args.subscribers,
+                    per_move=args.timeout,
+                    interval=args.interval,
+                )
                 cpu_per_move = (cpu_seconds(pid) - cpu_before) / args.moves * 1000
-            if receipts.problems:
-                raise RuntimeError(f"subscribers got errors: {receipts.problems[:3]}")
-    measured = {e: r for e, r in receipts.by_event.items() if e not in priming}
-    if args.verbose:
-        for event_id, got in sorted(measured.items(), key=lambda item: int(item[0])):
-            ms = sorted((received - changed) * 1000 for received, changed in got)
-            print(
-                f"event {event_id}: {len(got)} received, first {ms[0]:.0f} ms, "
-                f"p50 {statistics.median(ms):.0f} ms, last {ms[-1]:.0f} ms"
-            )
-    delays = [(got - changed) * 1000 for r in measured.values() for got, changed in r]
-    from_request = [
-        (got - sent_at[e]) * 1000 for e, r in measured.items() for got, _ in r if e in sent_at
-    ]
     result = Result(
         subscribers=args.subscribers,
         moves=args.moves,
-        # A move that reached nobody has no entry at all: it counts as 0.
-        received_min=min(len(r) for r in measured.values()) if len(measured) == args.moves else 0,
-        delays_ms=delays,
-        from_request_ms=from_request,
+        delays=delays(receipts, priming, sent_at, moves=args.moves, verbose=args.verbose),
         cpu_ms_per_move=cpu_per_move,
         rss_idle_kb=rss_idle,
         rss_with_kb=rss_with,
@@ -492,11 +531,11 @@ async def measure(args: argparse.Namespace) -> tuple[Result, str]:
 
 
 def report_row(result: Result, clients: int, database: str) -> str:
-    d, f = result.delays_ms, result.from_request_ms
+    d, f = result.delays.changed_ms, result.delays.from_request_ms
     per_subscriber = (result.rss_with_kb - result.rss_idle_kb) / result.subscribers
     return (
         f"| {datetime.now(UTC):%Y-%m-%d %H:%M} UTC | {result.subscribers} | {result.moves} "
-        f"| {result.received_min}/{result.subscribers} (min per move) "
+        f"| {result.delays.received_min}/{result.subscribers} (min per move) "
         f"| {statistics.median(d):.1f} | {percentile(d, 99):.1f} | {max(d):.1f} "
         f"| {statistics.median(f):.1f} / {percentile(f, 99):.1f} "
         f"| {result.cpu_ms_per_move:.0f} "

@@ -72,11 +72,11 @@ def search_query(term: str) -> dict[str, Any]:
     }
 
 
-def create_mutation(key: str) -> dict[str, Any]:
+def create_mutation(key: str, email: str = str(CREATE_INPUT["email"])) -> dict[str, Any]:
     return {
         "query": "mutation ($input: CreateLeadInput!, $key: String) { "
         "createLead(input: $input, idempotencyKey: $key) { id businessName stage { stageKey } } }",
-        "variables": {"input": CREATE_INPUT, "key": key},
+        "variables": {"input": {**CREATE_INPUT, "email": email}, "key": key},
     }
 
 
@@ -107,6 +107,10 @@ def write_bodies(fixture: Fixture, body_dir: Path) -> dict[str, Path]:
         "search-rare.json": dump(search_query(fixture.rare_term)),
         "search-none.json": dump(search_query(NO_MATCH_TERM)),
         "create-template.json": dump(create_mutation("@KEY@")),
+        # Every lead its own email: creates of one email queue on the duplicate check's lock.
+        "create-distinct-template.json": dump(
+            create_mutation("@KEY@", email="bench-@KEY@@benchbakery.example")
+        ),
         "floor-create-template.json": dump(floor_create("@KEY@")),
         # Every lead to the first working stage, then every lead back: no move is a no-op.
         "move-lines.txt": "\n".join(
@@ -122,6 +126,37 @@ def write_bodies(fixture: Fixture, body_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def list_case(
+    target: str, url: str, bodies: dict[str, Path], authorization: str, connections: int
+) -> Case:
+    """The 20 newest leads with every field, their stage and advisor, and the total."""
+    return Case(
+        "list", target, url, "static.lua", (str(bodies["list.json"]), authorization), connections
+    )
+
+
+def create_case(
+    target: str,
+    url: str,
+    bodies: dict[str, Path],
+    authorization: str,
+    connections: int,
+    *,
+    template: str = "create-template.json",
+) -> Case:
+    """createLead with a fresh idempotency key per request (and email, with the distinct
+    template)."""
+    return Case(
+        "createLead",
+        target,
+        url,
+        "dynamic.lua",
+        ("counter", str(bodies[template]), authorization),
+        connections,
+        unique_suffix=True,
+    )
+
+
 def build_cases(
     servers: dict[str, Server], fixture: Fixture, bodies: dict[str, Path], connections: int
 ) -> tuple[list[list[Case]], list[list[Case]]]:
@@ -135,17 +170,17 @@ def build_cases(
         return Case(workload, target, url, "static.lua", (str(bodies[body]), a), conns)
 
     listing = [
-        static("list", GATEWAY, gql, "list.json", auth),
-        static("list", FLOOR, servers[FLOOR].base_url + "/graphql", "list.json", auth),
-        static("list", FLOOR_COPY, servers[FLOOR_COPY].base_url + "/graphql", "list.json", auth),
+        list_case(GATEWAY, gql, bodies, auth, c),
+        list_case(FLOOR, servers[FLOOR].base_url + "/graphql", bodies, auth, c),
+        list_case(FLOOR_COPY, servers[FLOOR_COPY].base_url + "/graphql", bodies, auth, c),
         *(
             [
-                static(
-                    "list",
+                list_case(
                     FLOOR_MAINTAINED,
                     servers[FLOOR].base_url + "/graphql-maintained-total",
-                    "list.json",
+                    bodies,
                     auth,
+                    c,
                 )
             ]
             if fixture.maintained_total
@@ -176,15 +211,7 @@ def build_cases(
         for kind in ("common", "rare", "none")
     ]
     create = [
-        Case(
-            "createLead",
-            GATEWAY,
-            gql,
-            "dynamic.lua",
-            ("counter", str(bodies["create-template.json"]), write_auth),
-            c,
-            unique_suffix=True,
-        ),
+        create_case(GATEWAY, gql, bodies, write_auth, c),
         Case(
             "createLead",
             FLOOR,

@@ -2,11 +2,15 @@
 -- wrk -s dynamic.lua URL -- lines BODIES_FILE [AUTHORIZATION]
 --   cycles through the file's lines, one JSON body a line (lead ids, alternating moves);
 -- wrk -s dynamic.lua URL -- counter TEMPLATE_FILE [AUTHORIZATION] PREFIX
---   replaces @KEY@ in the template with PREFIX-<thread>-<n>: a fresh idempotency key each time.
+--   replaces every @KEY@ in the template with PREFIX-<thread>-<n>: a fresh idempotency key (or
+--   email) each time.
+-- AUTHORIZATION may list several values separated by commas (keys of several organizations):
+-- the requests use them in turn.
 -- A response counts as bad unless it is a 200 without a top-level GraphQL "errors" key.
 local threads = {}
 local counter = 0
-local bodies, head, tail, prefix, headers
+local bodies, parts, prefix, headers
+local authorizations = {}
 
 function setup(thread)
   table.insert(threads, thread)
@@ -16,8 +20,8 @@ end
 function init(args)
   mode = args[1]
   headers = {["Content-Type"] = "application/json"}
-  if args[3] and args[3] ~= "" then
-    headers["Authorization"] = args[3]
+  for value in string.gmatch(args[3] or "", "[^,]+") do
+    table.insert(authorizations, value)
   end
   if mode == "lines" then
     bodies = {}
@@ -28,8 +32,16 @@ function init(args)
     local file = assert(io.open(args[2], "rb"))
     local template = file:read("*a")
     file:close()
-    local at = assert(string.find(template, "@KEY@", 1, true))
-    head, tail = string.sub(template, 1, at - 1), string.sub(template, at + 5)
+    parts = {}
+    local start = 1
+    while true do
+      local at = string.find(template, "@KEY@", start, true)
+      if not at then break end
+      table.insert(parts, string.sub(template, start, at - 1))
+      start = at + 5
+    end
+    assert(#parts > 0, "no @KEY@ in the template")
+    table.insert(parts, string.sub(template, start))
     prefix = args[4] .. "-" .. tid .. "-"
   end
   bad = 0
@@ -38,11 +50,14 @@ end
 
 function request()
   counter = counter + 1
+  if #authorizations > 0 then
+    headers["Authorization"] = authorizations[(counter - 1) % #authorizations + 1]
+  end
   local body
   if mode == "lines" then
     body = bodies[(counter - 1) % #bodies + 1]
   else
-    body = head .. prefix .. counter .. tail
+    body = table.concat(parts, prefix .. counter)
   end
   return wrk.format("POST", nil, headers, body)
 end
