@@ -61,8 +61,17 @@ async def test_list_meta_has_paging_and_the_request_id_of_the_header(
 
     assert status == 200
     meta = body["meta"]
-    assert set(meta) == {"total", "page", "limit", "hasMore", "nextCursor", "requestId"}
-    assert (meta["total"], meta["page"], meta["limit"], meta["hasMore"]) == (30, 1, 20, True)
+    assert set(meta) == {
+        "total",
+        "totalIsExact",
+        "page",
+        "limit",
+        "hasMore",
+        "nextCursor",
+        "requestId",
+    }
+    assert (meta["total"], meta["totalIsExact"], meta["page"]) == (30, True, 1)
+    assert (meta["limit"], meta["hasMore"]) == (20, True)
     assert len(body["data"]) == 20
     assert meta["requestId"]
     assert header(headers, "X-Request-Id") == meta["requestId"]
