@@ -37,6 +37,7 @@ import io
 import itertools
 import os
 import pstats
+import shutil
 import signal
 import statistics
 import sys
@@ -153,7 +154,9 @@ async def profile(
     bodies: Iterator[bytes],
     authorization: str,
     options: argparse.Namespace,
+    keep_as: str,
 ) -> str:
+    """The profile's top functions; with --save, its stats kept there as `keep_as`.prof."""
     stats = target.stats
     if stats is None:
         raise ValueError(f"{target.name} runs no profiler")
@@ -173,6 +176,9 @@ async def profile(
     for order in ("tottime", "cumulative"):
         out.write(f"--- top {options.top} by {order} ---\n")
         table.sort_stats(order).print_stats(options.top)
+    if options.save is not None:
+        options.save.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(stats, options.save / f"{keep_as}.prof")
     return out.getvalue()
 
 
@@ -224,6 +230,10 @@ async def start_targets(
     return targets
 
 
+def _slug(workload: str) -> str:
+    return "list" if workload == LIST else "lead"
+
+
 def _pythonpath(sources: list[str] | None) -> dict[str, str]:
     """The environment that runs the first of `sources` (none: the working tree)."""
     return {"PYTHONPATH": str(Path(sources[0]).resolve() / "src")} if sources else {}
@@ -239,7 +249,12 @@ def median_ms(runs: list[tuple[float, float]]) -> tuple[float, float, float]:
 
 
 async def run(options: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="leadgate-profile-"))
+    with tempfile.TemporaryDirectory(prefix="leadgate-profile-") as work_dir:
+        targets = await measure_all(options, Path(work_dir))
+    summarise(targets, options)
+
+
+async def measure_all(options: argparse.Namespace, work: Path) -> list[Target]:
     async with throwaway_database() as db, contextlib.AsyncExitStack() as stack:
         record = report.Run(started=dt.datetime.now(dt.UTC), options={}, log_dir=work)
         # Seeded by the first target's own tree, so its migrations are the ones applied.
@@ -276,13 +291,19 @@ async def run(options: argparse.Namespace) -> None:
                             f"round {round_number + 1} {target.name} {workload}: "
                             f"{total:.3f} ms ({user:.3f} user + {system:.3f} sys)"
                         )
-            for target in targets:
+            for n, target in enumerate(targets):
                 if target.stats is not None:
                     for workload, bodies in workloads.items():
                         target.profiles[workload] = await profile(
-                            http, target, target.path, bodies(), authorization, options
+                            http,
+                            target,
+                            target.path,
+                            bodies(),
+                            authorization,
+                            options,
+                            keep_as=f"gateway-{n}-{_slug(workload)}",
                         )
-    summarise(targets, options)
+    return targets
 
 
 def summarise(targets: list[Target], options: argparse.Namespace) -> None:
@@ -314,8 +335,7 @@ def summarise(targets: list[Target], options: argparse.Namespace) -> None:
         (options.save / "cpu.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         for n, target in enumerate(targets):
             for workload, text in target.profiles.items():
-                slug = "list" if workload == LIST else "lead"
-                (options.save / f"gateway-{n}-{slug}.txt").write_text(text)
+                (options.save / f"gateway-{n}-{_slug(workload)}.txt").write_text(text)
 
 
 def main() -> None:

@@ -9,13 +9,17 @@ its own (lists, resolvers' results), all decided once per document:
   nothing more for a value graphql-core's serialiser would return as it is (a `str` for a
   String or an ID, a `bool`, an `int` in range), a table for an enum member, the scalar's
   serialiser otherwise;
-- a resolver that takes no GraphQL arguments is called directly, with the call shape
-  strawberry's own `get_arguments` gives it; one with arguments goes through strawberry's
+- a resolver whose arguments hold no variables is called directly, with the call shape and
+  the converted arguments strawberry's own `get_arguments` gives it (converted once, when
+  each is an immutable value); one whose arguments hold variables goes through strawberry's
   argument conversion on every call;
 - a resolver's coroutine runs at once up to its first real wait. One that never waits (a
   lead's stage when it was read with the lead) costs no task and no turn of the event loop;
   one that waits is a `Later`, and the Laters of an object or a list are awaited together
-  (`asyncio.gather`), so sibling dataloaders still batch.
+  (`asyncio.gather`), so sibling dataloaders still batch. Unlike graphql-core's, which gives
+  each resolver a task, that first step runs in the task of whoever completes the field:
+  what binds to the current task on entry (`asyncio.timeout`, a `TaskGroup`) before a
+  resolver's first wait would bind to that task. No resolver of the schema does.
 
 The plan's contract is unchanged: what only strawberry renders (a resolver raising, a non-null
 field that is null, a value its serialiser refuses) raises `Fallback`, and nothing else is
@@ -130,6 +134,11 @@ class _Waiting:
         # cleared here as a task would, marked again when a task is handed it.
         if getattr(yielded, "_asyncio_future_blocking", None) is not None:
             yielded._asyncio_future_blocking = False
+
+    def close(self) -> None:
+        if self.coroutine is not None:
+            self.coroutine.close()
+            self.coroutine = None
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coroutine, self.coroutine = self.coroutine, None
@@ -258,7 +267,8 @@ class Runner:
             raise Fallback(f"{plan.key}: the resolver raised") from exc
 
     def resolve(self, plan: FieldPlan, info: ResolverInfo, source: Any) -> Any:
-        """The generated code's way to a resolver with arguments: its value or a Later."""
+        """The generated code's way to a resolver it does not call directly (its arguments
+        hold variables, say): its value, or a Later."""
         result = self.call(plan, info, source)
         try:
             return self.begin(result)
@@ -273,8 +283,7 @@ class Runner:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # collected outside a loop: nothing can run them any more
             for w in waiting:
-                if w.coroutine is not None:
-                    w.coroutine.close()
+                w.close()
             return
         for w in waiting:
             task = loop.create_task(_finish(w))
@@ -325,7 +334,7 @@ def _enum_names(gtype: GraphQLEnumType) -> dict[Any, Any] | None:
     try:
         members: list[Any] = list(gtype.wrapped_cls)
         return {member: gtype.serialize(member) for member in members}
-    except (GraphQLError, TypeError, ValueError):
+    except _REFUSED:
         return None
 
 
