@@ -19,8 +19,9 @@ embedded PostgreSQL in a temp dir), seeded by bench/fixture.py, and a nats-serve
    message and to a GraphQL subscriber; and how PostgreSQL runs the relay's read.
 
 Writes bench/SCALE.md (bench/out/SCALE-quick.md for --quick), keeping the earlier runs' rows
-(bench/scale_report.py). Logs and raw wrk output go to bench/out/scale-<timestamp>/. Every
-process and the database are stopped however the run ends (Ctrl-C included).
+(bench/scale_report.py, bench/scale_limits.py; bench/pgwatch.py watches PostgreSQL). Logs and
+raw wrk output go to bench/out/scale-<timestamp>/. Every process and the database are stopped
+however the run ends (Ctrl-C included).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 import asyncpg
@@ -56,16 +57,16 @@ from loadgen import Case, Runner, Series, Wrk, describe
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 from openloop import Summary
+from pgwatch import COMMIT_POLL_SECONDS, Waits, explain, sampling_waits, watching_commits
 from run import POOL_SIZE
+from scale_limits import limits
 from scale_report import (
     NATS,
     NOTIFY,
     Burst,
     EventTimes,
     FanOut,
-    RelayRead,
     ScaleRun,
-    Waits,
     render,
 )
 from stack import (
@@ -92,70 +93,10 @@ WRITE_POOL: Final = 32
 WRITE_CONNECTIONS: Final = (16, 64)
 LIST_CONNECTIONS: Final = 16
 BURST_CONNECTIONS: Final = 64
-WAIT_SAMPLE_SECONDS: Final = 0.05
-COMMIT_POLL_SECONDS: Final = 0.005
 CATCH_UP_SECONDS: Final = 60.0
 DRAIN_SECONDS: Final = 30.0
 
-# The database's other backends in a transaction (the sampler's own left out), by what they
-# are doing. A wait for an advisory lock is told apart by the lock's form: the event order's
-# takes one bigint (objsubid 1), the duplicate check's two int4 keys, the first its namespace
-# (store/). A wait for a row names the row's table from the tuple lock a row's waiters take; a
-# unique check waits for the conflicting transaction without one, and the only upsert of a
-# write is the lead total's (the lead insert's trigger), so such a wait by a backend holding
-# lead_counts is taken to be there.
-BACKEND_STATES: Final = """
-SELECT CASE
-           WHEN a.state = 'idle in transaction' THEN 'idle in transaction'
-           WHEN l.objsubid = 1 THEN 'Lock:advisory (event order)'
-           WHEN l.objsubid = 2 AND l.classid = hashtext('leadgate.lead_duplicates')::oid
-               THEN 'Lock:advisory (duplicate check)'
-           WHEN a.wait_event IN ('transactionid', 'tuple') AND t.relation IS NOT NULL
-               THEN 'Lock:' || a.wait_event || ' (a row of ' || t.relation || ')'
-           ELSE coalesce(a.wait_event_type || ':' || a.wait_event, 'on CPU')
-       END AS what,
-       count(*) AS backends
-FROM pg_stat_activity AS a
-LEFT JOIN pg_locks AS l
-    ON l.pid = a.pid
-   AND l.locktype = 'advisory'
-   AND NOT l.granted
-LEFT JOIN LATERAL (
-    SELECT coalesce(
-        (
-            SELECT t.relation::regclass::text
-            FROM pg_locks AS t
-            WHERE t.pid = a.pid
-              AND t.locktype = 'tuple'
-            LIMIT 1
-        ),
-        (
-            SELECT 'lead_counts'
-            FROM pg_locks AS c
-            WHERE c.pid = a.pid
-              AND c.locktype = 'relation'
-              AND c.relation = to_regclass('lead_counts')
-            LIMIT 1
-        )
-    ) AS relation
-) AS t ON true
-WHERE a.datname = current_database()
-  AND a.backend_type = 'client backend'
-  AND a.state IN ('active', 'idle in transaction')
-  AND a.pid <> pg_backend_pid()
-GROUP BY 1
-"""
 NEWEST_EVENT: Final = "SELECT coalesce(max(id), 0) FROM lead_events"
-EVENTS_AFTER: Final = """
-SELECT id
-FROM lead_events
-WHERE organization_id = $1
-  AND id > $2
-ORDER BY id
-"""
-RELATION_PAGES: Final = """
-SELECT pg_relation_size(to_regclass($1)) / current_setting('block_size')::bigint
-"""
 MOVES_AFTER: Final = """
 SELECT id, extract(epoch FROM created_at)::float8 AS created
 FROM lead_events
@@ -297,28 +238,6 @@ async def relay_caught_up(nats_url: str, db: Database) -> None:
             await asyncio.sleep(0.1)
     finally:
         await nc.close()
-        await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def sampling_waits(db: Database, into: Waits) -> AsyncIterator[None]:
-    """Count the database's backends by state every WAIT_SAMPLE_SECONDS meanwhile."""
-    conn = await asyncpg.connect(db.url)
-
-    async def sample() -> None:
-        while True:
-            for row in await conn.fetch(BACKEND_STATES):
-                into.states[row["what"]] += row["backends"]
-            into.samples += 1
-            await asyncio.sleep(WAIT_SAMPLE_SECONDS)
-
-    task = asyncio.create_task(sample())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await conn.close()
 
 
@@ -491,66 +410,6 @@ async def measure_fan_out(db: Database, ctx: Context, meter: CpuMeter) -> FanOut
         f"p99 {percentile(measured.changed_ms, 99):.0f} ms"
     )
     return result
-
-
-@contextlib.asynccontextmanager
-async def watching_commits(
-    db: Database, org: str, after: int, seen: dict[int, float]
-) -> AsyncIterator[None]:
-    """Poll the organization's events every COMMIT_POLL_SECONDS meanwhile, noting when a poll
-    first saw each committed: its snapshot, taken as the poll started, is no more than an
-    interval after the commit. (One organization's ids become visible in id order.)"""
-    conn = await asyncpg.connect(db.url)
-
-    async def poll() -> None:
-        last = after
-        while True:
-            polled = time.time()
-            rows = await conn.fetch(EVENTS_AFTER, org, last)
-            for row in rows:
-                seen.setdefault(row["id"], polled)
-            if rows:
-                last = rows[-1]["id"]
-            await asyncio.sleep(COMMIT_POLL_SECONDS)
-
-    task = asyncio.create_task(poll())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await conn.close()
-
-
-async def explain(conn: asyncpg.Connection, statement: str, *args: object) -> RelayRead:
-    """How PostgreSQL runs `statement` now: what it scans, the pages it touches (against the
-    size of what it scans), its time."""
-    plan = json.loads(
-        await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, *args)
-    )
-    scans: list[str] = []
-    pages = 0
-
-    async def walk(node: dict[str, Any]) -> None:
-        nonlocal pages
-        if "Relation Name" in node:
-            scanned = node.get("Index Name", node["Relation Name"])
-            size = await conn.fetchval(RELATION_PAGES, scanned)
-            index = f" using {node['Index Name']}" if "Index Name" in node else ""
-            scans.append(f"{node['Node Type']}{index} on {node['Relation Name']}")
-            pages += size
-        for child in node.get("Plans", []):
-            await walk(child)
-
-    top = plan[0]["Plan"]
-    await walk(top)
-    return RelayRead(
-        scans=scans,
-        pages_touched=top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
-        pages_scanned=pages,
-        milliseconds=plan[0]["Execution Time"],
-    )
 
 
 async def drive_open_loop(url: str, authorization: str, bodies: Path, o: Options) -> Summary:
@@ -790,7 +649,7 @@ async def main(options: Options) -> Path:
     run.finished = dt.datetime.now(dt.UTC)
     previous = options.out.read_text() if options.out.exists() else ""
     options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(render(run, previous))
+    options.out.write_text(render(run, previous, limits(run, os.cpu_count() or 1)))
     return options.out
 
 
