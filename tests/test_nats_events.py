@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 from leadgate.config import Settings
 from leadgate.db.migrate import migrate
 from leadgate.db.pool import create_pool
-from leadgate.events.nats_bus import Relay
+from leadgate.events.nats_bus import COMMITTED_AFTER, Relay
 from leadgate.store import events
 from tests.databases import create_database, drop_database
 from tests.processes import free_port
@@ -230,6 +230,19 @@ async def test_the_relay_holds_a_later_id_until_an_earlier_writer_in_another_org
 async def wait_for_quiet(wait_for: Callable[[int], Awaitable[list[int]]]) -> list[int]:
     await asyncio.sleep(0.5)
     return await wait_for(0)
+
+
+async def test_the_relay_reads_events_after_an_id_through_an_index_not_a_table_scan(
+    bus_pool: asyncpg.Pool,
+) -> None:
+    async with bus_pool.acquire() as conn, conn.transaction():
+        # However few rows the test database holds: what matters is that an index can serve it.
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        rows = await conn.fetch(f"EXPLAIN {COMMITTED_AFTER}", 0, 100)
+    plan = "\n".join(row[0] for row in rows)
+
+    assert "lead_events_by_id" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
 
 async def test_the_relay_moves_past_an_id_whose_writer_rolled_back(
