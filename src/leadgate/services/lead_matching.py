@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, overload
 from uuid import UUID
 
 import asyncpg
@@ -25,7 +25,7 @@ from leadgate.domain.validation import (
     validate_create,
     validate_update,
 )
-from leadgate.store import duplicates, events, external_ids, lead_writes, leads
+from leadgate.store import duplicates, events, external_ids, idempotency, lead_writes, leads
 from leadgate.store import references as refs
 
 
@@ -107,6 +107,30 @@ async def sync_external_ids(
     raise DuplicateLead(holder, f"{system} external id")
 
 
+@overload
+async def create_lead(
+    conn: asyncpg.Connection,
+    org: UUID,
+    draft: LeadDraft,
+    *,
+    created_by: str | None,
+    on_duplicate: OnDuplicate = ...,
+    claim: None = ...,
+) -> Matched: ...
+
+
+@overload
+async def create_lead(
+    conn: asyncpg.Connection,
+    org: UUID,
+    draft: LeadDraft,
+    *,
+    created_by: str | None,
+    on_duplicate: OnDuplicate = ...,
+    claim: idempotency.Claim,
+) -> Matched | None: ...
+
+
 async def create_lead(
     conn: asyncpg.Connection,
     org: UUID,
@@ -114,51 +138,64 @@ async def create_lead(
     *,
     created_by: str | None,
     on_duplicate: OnDuplicate = OnDuplicate.REPORT,
-) -> Matched:
-    """Insert the lead, its external ids, and find its likely duplicates."""
+    claim: idempotency.Claim | None = None,
+) -> Matched | None:
+    """Insert the lead, its external ids, and find its likely duplicates, in one statement
+    (store/lead_writes.py CREATE_LEAD) unless it names a stage, advisor or contact to check
+    or has external ids. With `claim`, its idempotency key is claimed first (in that
+    statement when it can); None: another request holds the key, and nothing was written."""
     if draft.stage_id or draft.advisor_id or draft.contact_id:
-        missing = await refs.missing_references(
-            conn,
-            org,
-            stage_id=draft.stage_id,
-            advisor_id=draft.advisor_id,
-            contact_id=draft.contact_id,
-        )
-        errors = [
-            FieldError(name, f"no such {kind} in your organization")
-            for kind, name in _REFERENCE_FIELDS.items()
-            if kind in missing
-        ]
-        if errors:
-            raise ValidationFailed(errors)
+        # Claimed first: a retry is answered its replay, even if a reference is gone since.
+        if claim is not None and not await idempotency.claimed(conn, org, claim):
+            return None
+        claim = None
+        await _check_references(conn, org, draft)
     email = duplicates.email_key(draft.values.get("email"))
     phone = duplicates.phone_key(draft.values.get("phone"))
-    keys = [f"email:{email}"] if email else []
-    keys += [f"phone:{phone}"] if phone else []
-    found: list[tuple[UUID, str]] = []
-    if keys:
-        # Held to commit: a concurrent create of the same email waits, then sees this lead.
-        await duplicates.lock_values(conn, org, keys)
-        found = await duplicates.likely_duplicates(conn, org, email=email, phone=phone)
-    if found and on_duplicate is OnDuplicate.REJECT:
-        raise DuplicateLead(*found[0])
-    record = await lead_writes.insert_lead(
+    reject = on_duplicate is OnDuplicate.REJECT
+    created = await lead_writes.create_lead(
         conn,
         org,
+        claim=claim,
         values=draft.values,
         stage_id=draft.stage_id,
         advisor_id=draft.advisor_id,
         contact_id=draft.contact_id,
         created_by=created_by,
+        email_key=email,
+        phone_key=phone,
+        reject_duplicates=reject,
     )
+    if created is None:
+        return None
+    if created.record is None:  # refused: it has a duplicate
+        raise DuplicateLead(*created.duplicates[0])
+    record = created.record
     if record.lead.external_ids:
         await sync_external_ids(conn, org, record.lead.id, record.lead.external_ids)
     return Matched(
         record,
         ("lead.created", {}),
         created=True,
-        duplicates=tuple(Duplicate(i, r) for i, r in found),
+        duplicates=tuple(Duplicate(i, r) for i, r in created.duplicates),
     )
+
+
+async def _check_references(conn: asyncpg.Connection, org: UUID, draft: LeadDraft) -> None:
+    missing = await refs.missing_references(
+        conn,
+        org,
+        stage_id=draft.stage_id,
+        advisor_id=draft.advisor_id,
+        contact_id=draft.contact_id,
+    )
+    errors = [
+        FieldError(name, f"no such {kind} in your organization")
+        for kind, name in _REFERENCE_FIELDS.items()
+        if kind in missing
+    ]
+    if errors:
+        raise ValidationFailed(errors)
 
 
 async def update_lead(

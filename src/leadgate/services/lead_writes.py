@@ -85,6 +85,23 @@ class Change:
 
 
 Action = Callable[[asyncpg.Connection], Awaitable[Change]]
+# A write that claims its idempotency key itself, in its first statement (None: another
+# request holds the key, and the write did nothing).
+ClaimingAction = Callable[[asyncpg.Connection, idempotency.Claim | None], Awaitable[Change | None]]
+
+
+def claiming_first(org: UUID, action: Action) -> ClaimingAction:
+    """`action` after a claim of its own statement (for writes whose first statement cannot
+    take the claim in)."""
+
+    async def claim_then_act(
+        conn: asyncpg.Connection, claim: idempotency.Claim | None
+    ) -> Change | None:
+        if claim is not None and not await idempotency.claimed(conn, org, claim):
+            return None
+        return await action(conn)
+
+    return claim_then_act
 
 
 def _missing(kinds: set[str], fields: dict[str, str]) -> None:
@@ -116,20 +133,42 @@ class LeadWriter:
         status: int,
         action: Action,
     ) -> WriteResult:
+        """`action` in one transaction with the claim of the write's key before it, its event
+        and its stored response after it."""
+        return await self._run_claiming(
+            ctx,
+            operation=operation,
+            target=target,
+            request=request,
+            status=status,
+            action=claiming_first(ctx.principal.organization_id, action),
+        )
+
+    async def _run_claiming(
+        self,
+        ctx: WriteContext,
+        *,
+        operation: str,
+        target: UUID | None,
+        request: Any,
+        status: int,
+        action: ClaimingAction,
+    ) -> WriteResult:
+        """As `_run`, for an action that claims the key in a statement of its own."""
         if not ctx.principal.can_write:
             raise Forbidden("Writing leads needs a write key or the editor role")
         org = ctx.principal.organization_id
         key = checked_key(ctx.idempotency_key)
+        claim = None
+        if key is not None:
+            claim = idempotency.Claim(key, fingerprint(operation, target, request), self._ttl)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                if key is not None:
-                    request_hash = fingerprint(operation, target, request)
-                    stored = await idempotency.claim(
-                        conn, org, key, request_hash, ttl_seconds=self._ttl
-                    )
-                    if stored is not None:
-                        return await self._replay(conn, org, stored, request_hash)
-                change = await action(conn)
+                change = await action(conn, claim)
+                if change is None:
+                    assert claim is not None  # noqa: S101 - only a claim is ever refused
+                    stored = await idempotency.stored(conn, org, claim.key)
+                    return await self._replay(conn, org, stored, claim.request_hash)
                 record = change.record
                 status = change.status or status
                 document = lead_document(record)
@@ -139,7 +178,7 @@ class LeadWriter:
                     ctx.request_id,
                     duplicates=None if found is None else [d.document() for d in found],
                 )
-                completion = (key, status, body) if key is not None else None
+                completion = (claim.key, status, body) if claim is not None else None
                 if change.event is not None:
                     # The event and the stored response in one round trip: the write's locks
                     # (its organization's event order, the lead total) are held until commit,
@@ -160,7 +199,10 @@ class LeadWriter:
                     await idempotency.complete(conn, org, *completion)
             return WriteResult(record=record, status=status, body=body, duplicates=found or ())
         except asyncpg.LockNotAvailableError as exc:
-            # A row this write needs stayed locked past lock_timeout: answer, don't hang.
+            # A lock this write needs stayed held past lock_timeout: answer, don't hang. The
+            # key itself held by a request still in flight is IDEMPOTENCY_KEY_IN_USE.
+            if claim is not None and idempotency.taken(exc):
+                raise IdempotencyKeyInUse() from exc
             raise Conflict() from exc
 
     async def _replay(
@@ -211,13 +253,14 @@ class LeadWriter:
             missing = await self._missing_references(org, raw)
             raise ValidationFailed([*invalid.fields, *missing]) from None
 
-        async def action(conn: asyncpg.Connection) -> Change:
+        async def action(
+            conn: asyncpg.Connection, claim: idempotency.Claim | None
+        ) -> Change | None:
             created_by = ctx.principal.actor.id if ctx.principal.actor else None
-            return Change.matched(
-                await lead_matching.create_lead(
-                    conn, org, draft, created_by=created_by, on_duplicate=on_duplicate
-                )
+            matched = await lead_matching.create_lead(
+                conn, org, draft, created_by=created_by, on_duplicate=on_duplicate, claim=claim
             )
+            return Change.matched(matched) if matched is not None else None
 
         request = {
             "values": draft.values,
@@ -225,7 +268,7 @@ class LeadWriter:
         }
         if on_duplicate is not OnDuplicate.REPORT:
             request["onDuplicate"] = on_duplicate.value
-        return await self._run(
+        return await self._run_claiming(
             ctx,
             operation="lead.create",
             target=None,

@@ -1,7 +1,8 @@
 """Likely duplicates (same normalised email or phone) and merges (issue 12 #5).
 
 The normalisations here match the expression indexes of
-sql/migrations/0011_external_ids_duplicates.sql, so each probe is an index scan.
+sql/migrations/0014_duplicate_indexes.sql, so each probe is an index scan (the probes are
+part of a create's statement: store/lead_writes.py CREATE_LEAD).
 """
 
 from __future__ import annotations
@@ -17,39 +18,6 @@ from leadgate.store.leads import LEAD_COLUMNS, WITH_RELATIONS, lead_from_row, re
 
 # Reported duplicates are capped: a list a client can show, not an export.
 MAX_DUPLICATES: Final = 10
-
-# Leads merged into another are not candidates (their primary is); archived ones still are.
-# `email` first: a lead with both the email and the phone is reported once, for its email.
-LIKELY_DUPLICATES: Final = """
-SELECT id, reason
-FROM (
-    SELECT l.id, 'email' AS reason, 0 AS rank, l.created_at
-    FROM leads AS l
-    WHERE $2::text IS NOT NULL
-      AND l.organization_id = $1
-      AND l.email IS NOT NULL
-      AND lower(btrim(l.email)) = $2
-      AND l.merged_into IS NULL
-    UNION ALL
-    SELECT l.id, 'phone', 1, l.created_at
-    FROM leads AS l
-    WHERE $3::text IS NOT NULL
-      AND l.organization_id = $1
-      AND l.phone IS NOT NULL
-      AND regexp_replace(l.phone, '[^0-9]', '', 'g') = $3
-      AND l.merged_into IS NULL
-) AS found
-ORDER BY rank, created_at, id
-"""
-
-# Transaction-scoped, per (organization, kind, value): creates of one email or phone queue,
-# so REJECT cannot miss a duplicate committed a moment before. Two-int4 key space (see
-# store/external_ids.py).
-LOCK_VALUE: Final = """
-SELECT pg_advisory_xact_lock(
-    hashtext('leadgate.lead_duplicates'),
-    hashtext($1::uuid::text || ':' || $2::text))
-"""
 
 # Both leads of a merge, locked in id order (two merges of one pair cannot deadlock).
 LOCK_PAIR: Final = (
@@ -110,25 +78,6 @@ def phone_key(phone: str | None) -> str | None:
     """The phone as duplicates compare it: its digits (`+1 (555) 010-0199` → 15550100199)."""
     digits = "".join(ch for ch in phone or "" if "0" <= ch <= "9")
     return digits if len(digits) >= MIN_PHONE_DIGITS else None
-
-
-async def lock_values(conn: asyncpg.Connection, organization_id: UUID, keys: Sequence[str]) -> None:
-    for key in sorted(keys):  # one order for every transaction: no deadlock
-        await conn.execute(LOCK_VALUE, organization_id, key)
-
-
-async def likely_duplicates(
-    conn: asyncpg.Connection, organization_id: UUID, *, email: str | None, phone: str | None
-) -> list[tuple[UUID, str]]:
-    """(lead id, "email" or "phone") of the leads sharing the email or phone, each once."""
-    if email is None and phone is None:
-        return []
-    found: dict[UUID, str] = {}
-    for row in await conn.fetch(LIKELY_DUPLICATES, organization_id, email, phone):
-        found.setdefault(row["id"], row["reason"])
-        if len(found) == MAX_DUPLICATES:
-            break
-    return list(found.items())
 
 
 async def lock_pair(

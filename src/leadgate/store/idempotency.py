@@ -12,12 +12,14 @@ import asyncpg
 
 from leadgate.domain.errors import IdempotencyKeyInUse
 
-# A fresh key is claimed; an expired one is taken over. A live key returns no row. While
-# another transaction holds the same key uncommitted, this waits for it, bounded by the
-# connection's lock_timeout.
+# A fresh key is claimed; an expired one is taken over. A live key returns no row, and so
+# does no key at all ($2 NULL): the statements that fold the claim in (store/lead_writes.py)
+# go ahead then. While another transaction holds the same key uncommitted, this waits for
+# it, bounded by the connection's lock_timeout.
 CLAIM: Final = """
 INSERT INTO idempotency_keys (organization_id, key, request_hash, state)
-VALUES ($1, $2, $3, 'in_flight')
+SELECT $1, $2, $3, 'in_flight'
+WHERE $2::text IS NOT NULL
 ON CONFLICT (organization_id, key) DO UPDATE
 SET request_hash = EXCLUDED.request_hash,
     state = 'in_flight',
@@ -58,6 +60,21 @@ class StoredResponse:
     body: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A key for a write to claim, and the fingerprint of the request claiming it."""
+
+    key: str
+    request_hash: bytes
+    ttl_seconds: float
+
+
+def taken(exc: asyncpg.LockNotAvailableError) -> bool:
+    """Whether a statement that folds a claim in timed out on the key (held by a request
+    still in flight) rather than on another lock: PostgreSQL names the table it waited on."""
+    return '"idempotency_keys"' in (exc.context or "")
+
+
 async def claim(
     conn: asyncpg.Connection,
     organization_id: UUID,
@@ -68,11 +85,22 @@ async def claim(
 ) -> StoredResponse | None:
     """Claim `key` for this transaction; or return what an earlier request stored under it."""
     try:
-        claimed = await conn.fetchval(CLAIM, organization_id, key, request_hash, ttl_seconds)
+        got = await claimed(conn, organization_id, Claim(key, request_hash, ttl_seconds))
     except asyncpg.LockNotAvailableError as exc:
         raise IdempotencyKeyInUse() from exc
-    if claimed:
-        return None
+    return None if got else await stored(conn, organization_id, key)
+
+
+async def claimed(conn: asyncpg.Connection, organization_id: UUID, claim: Claim) -> bool:
+    """Claim the key for this transaction; False: another request holds it (`stored`)."""
+    got = await conn.fetchval(
+        CLAIM, organization_id, claim.key, claim.request_hash, claim.ttl_seconds
+    )
+    return bool(got)
+
+
+async def stored(conn: asyncpg.Connection, organization_id: UUID, key: str) -> StoredResponse:
+    """What the request that holds `key` stored (a claim just found it taken)."""
     row = await conn.fetchrow(STORED, organization_id, key)
     return StoredResponse(
         request_hash=bytes(row["request_hash"]),

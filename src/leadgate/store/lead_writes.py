@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
 
@@ -9,6 +10,8 @@ import asyncpg
 
 from leadgate.domain.lead_fields import VALUE_INPUTS
 from leadgate.domain.models import Lead, LeadRecord
+from leadgate.store.duplicates import MAX_DUPLICATES
+from leadgate.store.idempotency import CLAIM, Claim
 from leadgate.store.leads import LEAD_COLUMNS, WITH_RELATIONS, lead_from_row, record_from_row
 
 # The lead row, locked until the transaction ends: concurrent writes to one lead queue here,
@@ -28,31 +31,86 @@ FOR UPDATE
 _CREATED: Final = [f.column for f in VALUE_INPUTS if f.decl.create]
 _UPDATED: Final = [f.column for f in VALUE_INPUTS if f.decl.update]
 
-INSERT_LEAD: Final = (
-    """
-WITH l AS (
+
+def _insert(*, values: str, stage: str, advisor: str, contact: str, created_by: str) -> str:
+    """A create's INSERT ... SELECT, RETURNING the row, its parameters numbered by the
+    statement it is part of ($1 is always the organization; `stage` NULL: the first one)."""
+    return (
+        """
     INSERT INTO leads (
         organization_id, """  # noqa: S608 - joins constants only: the table's columns
-    + ", ".join(_CREATED)
-    + """,
+        + ", ".join(_CREATED)
+        + """,
         stage_id, primary_advisor_id, contact_id, created_by, event_sequence
     )
     SELECT r.organization_id, """
-    + ", ".join(f"r.{c}" for c in _CREATED)
-    + """,
-        coalesce($3, (
+        + ", ".join(f"r.{c}" for c in _CREATED)
+        + f""",
+        coalesce({stage}, (
             SELECT id
             FROM pipeline_stages
             WHERE organization_id = $1
             ORDER BY position
             LIMIT 1)),
-        $4, $5, $6, 1
+        {advisor}, {contact}, {created_by}, 1
     FROM jsonb_populate_record(
-        NULL::leads, $2::jsonb || jsonb_build_object('organization_id', $1::uuid)) AS r
+        NULL::leads, {values}::jsonb || jsonb_build_object('organization_id', $1::uuid)) AS r"""  # noqa: S608 - parameter numbers
+    )
+
+
+# The INSERT alone: a create as it was before CREATE_LEAD folded the claim and the search in,
+# and what bench/floor.py still runs as the raw-SQL floor of a create.
+INSERT_LEAD: Final = (
+    "\nWITH l AS ("
+    + _insert(values="$2", stage="$3", advisor="$4", contact="$5", created_by="$6")
+    + "\n    RETURNING *\n)\n"
+    + WITH_RELATIONS
+)
+
+# A create in one statement: the idempotency claim (CLAIM's $1-$4; $2 NULL: no key, or one
+# claimed already), then, if claimed, the likely duplicates (normalised email $10, phone $11:
+# lead_duplicates of sql/migrations/0014, which first queues this create behind the others
+# of that email or phone), then, unless $12 (reject) met a duplicate, the INSERT. `admitted`
+# counts the duplicates, so they are found before the INSERT runs (and never include the new
+# lead). One row: whether the key was claimed, the duplicates in order, and the new lead with
+# its stage and advisor (all NULL when nothing was inserted).
+CREATE_LEAD: Final = (
+    "\nWITH claimed AS ("  # noqa: S608 - joins constants only
+    + CLAIM
+    + f"""),
+keyed AS (
+    SELECT $1::uuid AS organization_id
+    WHERE $2::text IS NULL OR EXISTS (SELECT FROM claimed)
+),
+found AS (
+    -- Called with keyed's row: after the claim, and not at all when it was refused.
+    SELECT d.id, d.reason, d.n
+    FROM keyed AS k
+    CROSS JOIN LATERAL lead_duplicates(k.organization_id, $10, $11, {MAX_DUPLICATES})
+        WITH ORDINALITY AS d (id, reason, n)
+    WHERE $10::text IS NOT NULL OR $11::text IS NOT NULL
+),
+admitted AS (
+    SELECT
+    FROM keyed, (SELECT count(*) AS duplicates FROM found) AS f
+    WHERE NOT ($12::boolean AND f.duplicates > 0)
+),
+l AS ("""  # noqa: S608 - joins constants only
+    + _insert(values="$5", stage="$6", advisor="$7", contact="$8", created_by="$9")
+    + """
+    WHERE EXISTS (SELECT FROM admitted)
     RETURNING *
 )
-"""
+SELECT
+    EXISTS (SELECT FROM keyed) AS claimed,
+    ARRAY(SELECT found.id FROM found ORDER BY found.n) AS duplicate_ids,
+    ARRAY(SELECT found.reason FROM found ORDER BY found.n) AS duplicate_reasons,
+    created.*
+FROM (SELECT) AS one
+LEFT JOIN ("""  # noqa: S608 - joins constants only
     + WITH_RELATIONS
+    + """) AS created ON true
+"""
 )
 
 # Only the columns named in $3 change; the values come typed from jsonb_populate_record, so
@@ -113,20 +171,55 @@ async def lock_lead(conn: asyncpg.Connection, organization_id: UUID, lead_id: UU
     return lead_from_row(row) if row is not None else None
 
 
-async def insert_lead(
+@dataclass(frozen=True, slots=True)
+class Created:
+    """What CREATE_LEAD did: the lead (None: refused, it had a duplicate) and the likely
+    duplicates, (lead id, "email" or "phone") each."""
+
+    record: LeadRecord | None
+    duplicates: list[tuple[UUID, str]]
+
+
+async def create_lead(
     conn: asyncpg.Connection,
     organization_id: UUID,
     *,
+    claim: Claim | None,
     values: dict[str, Any],
     stage_id: UUID | None,
     advisor_id: UUID | None,
     contact_id: UUID | None,
     created_by: str | None,
-) -> LeadRecord:
+    email_key: str | None,
+    phone_key: str | None,
+    reject_duplicates: bool,
+) -> Created | None:
+    """Claim the key (if any), find the likely duplicates, insert the lead unless refused;
+    None: another request holds the key, and nothing was written."""
     row = await conn.fetchrow(
-        INSERT_LEAD, organization_id, values, stage_id, advisor_id, contact_id, created_by
+        CREATE_LEAD,
+        organization_id,
+        *_claim_args(claim),
+        values,
+        stage_id,
+        advisor_id,
+        contact_id,
+        created_by,
+        email_key,
+        phone_key,
+        reject_duplicates,
     )
-    return record_from_row(row)
+    if not row["claimed"]:
+        return None
+    found = list(zip(row["duplicate_ids"], row["duplicate_reasons"], strict=True))
+    record = record_from_row(row) if row["id"] is not None else None
+    return Created(record, found)
+
+
+def _claim_args(claim: Claim | None) -> tuple[str | None, bytes | None, float | None]:
+    if claim is None:
+        return None, None, None
+    return claim.key, claim.request_hash, claim.ttl_seconds
 
 
 async def update_fields(
