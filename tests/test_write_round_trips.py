@@ -21,6 +21,7 @@ from leadgate import keys
 from leadgate.app import create_app
 from leadgate.config import Settings
 from leadgate.db.statements import StatementCounter
+from leadgate.store import lead_writes
 from tests.support import Api, Tenant, fewest_statements, make_tenant
 
 # The bench's createLead (bench/workloads.py): a fresh key each time, one email for all.
@@ -148,3 +149,20 @@ async def test_a_create_naming_a_stage_checks_it_after_the_claim_in_six_statemen
     # BEGIN, the claim, the references, the create statement, the event, COMMIT: the claim
     # comes first so that a retry is answered its replay even if the stage is gone since.
     assert await fewest_statements(statements, send) == 6
+
+
+async def test_a_creates_statements_are_planned_once_per_connection_not_on_every_create(
+    api: Api, quiet: TestServer, org: Tenant
+) -> None:
+    for _ in range(12):
+        await graphql_create(api, org, INPUT, fresh_key())
+
+    # The pool hands out its most recently used connection: the one that ran them. Its first
+    # five runs of a statement are planned for their values, then the generic plan serves.
+    async with quiet.app[keys.POOL].acquire() as conn:
+        plans = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            lead_writes.CREATE_LEAD,
+        )
+    assert plans is not None
+    assert plans["generic_plans"] > plans["custom_plans"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
@@ -35,6 +36,31 @@ from leadgate.store import references as refs
 
 CREATED: Final = 201
 OK: Final = 200
+
+# BEGIN, and plan the transaction's statements for any values (PostgreSQL's default
+# plan_cache_mode) instead of afresh on every run: the pool forces custom plans for the reads'
+# optional filters (db/pool.py), which no write statement has, and planning a create's
+# statements afresh cost PostgreSQL as much CPU as running them (bench/profile_writes.py).
+# One round trip, like asyncpg's own BEGIN. Behind PgBouncer (unnamed statements, planned
+# each time anyway) it changes nothing.
+BEGIN_WRITE: Final = "BEGIN; SET LOCAL plan_cache_mode = auto"
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction begun by BEGIN_WRITE: committed when the block ends, rolled back when it
+    raises. (asyncpg's `conn.transaction()` refuses to start inside it, rather than nesting.)"""
+    await conn.execute(BEGIN_WRITE)
+    try:
+        yield
+    except BaseException:
+        # A connection that is lost, or still cancelling its statement, cannot roll back
+        # now: the pool rolls it back or discards it on release. The error to raise is the
+        # one that ended the block.
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +189,7 @@ class LeadWriter:
         if key is not None:
             claim = idempotency.Claim(key, fingerprint(operation, target, request), self._ttl)
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._pool.acquire() as conn, write_transaction(conn):
                 change = await action(conn, claim)
                 if change is None:
                     assert claim is not None  # noqa: S101 - only a claim is ever refused
