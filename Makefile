@@ -44,6 +44,12 @@ settings-doc: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+## bench-search: leads(search:) at 1 M leads per term class, 1 and 16 connections → bench/SEARCH.md
+##               (BENCH_ARGS=--leads=N for another size, --quick for a smoke run)
+.PHONY: bench-search
+bench-search: $(STAMP)
+	$(BIN)/python bench/search.py $(BENCH_ARGS)
+
 ## bench-import: `leadgate import` of 100,000 CSV rows → bench/IMPORT.md (BENCH_ARGS=--rows=N)
 bench-import: $(STAMP)
 	$(BIN)/python bench/import.py $(BENCH_ARGS)
