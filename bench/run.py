@@ -114,7 +114,7 @@ async def start_servers(
     stack: contextlib.AsyncExitStack, db: Database, fixture: Fixture, log_dir: Path
 ) -> dict[str, Server]:
     servers: dict[str, Server] = {}
-    # The gateway as it ships (uvloop), and on asyncio's loop for the list workloads' A/B.
+    # The gateway on uvloop, and as it ships (asyncio's loop) for the list workloads' A/B.
     for name, uvloop in ((GATEWAY, "1"), (GATEWAY_ASYNCIO, "0")):
         gateway_port = free_port()
         gateway_env = {

@@ -420,9 +420,9 @@ async def test_serve_prints_its_url_and_key_unbuffered_and_serves_the_demo_leads
 
 @pytest.mark.parametrize(
     ("setting", "loop"),
-    [(None, "uvloop.Loop"), ("0", "asyncio.unix_events._UnixSelectorEventLoop")],
+    [(None, "asyncio.unix_events._UnixSelectorEventLoop"), ("1", "uvloop.Loop")],
 )
-async def test_serve_runs_on_uvloop_unless_leadgate_uvloop_is_0(
+async def test_serve_runs_on_asyncio_s_loop_unless_leadgate_uvloop_is_1(
     db_env: dict[str, str], tmp_path: Path, setting: str | None, loop: str
 ) -> None:
     port = free_port()

@@ -362,12 +362,14 @@ class Settings:
         FLAG,
         "`0` runs this process without a webhook dispatcher",
     )
+    # Off by default: bench/RESULTS.md measured uvloop at 0.95-0.99x asyncio's loop on the list
+    # query (2026-12-04); the setting stays for deployments that measure otherwise.
     uvloop: bool = setting(
-        True,
+        False,
         "LEADGATE_UVLOOP",
         FLAG,
-        "`leadgate serve` runs on uvloop's event loop where it is installed (Linux, macOS); "
-        "`0` runs on asyncio's own",
+        "`1`: `leadgate serve` runs on uvloop's event loop where it is installed (Linux, "
+        "macOS); by default asyncio's own",
     )
     graphiql_api_key: str | None = field(default=None, repr=False)
     # Abuse limits, all checked before any SQL runs (README "Limits").

@@ -151,7 +151,7 @@ def _serve(
 
 
 def _event_loop(settings: Settings) -> asyncio.AbstractEventLoop:
-    """uvloop's loop unless turned off or not installed (bench/RESULTS.md measures both)."""
+    """uvloop's loop when turned on and installed (bench/RESULTS.md measures both)."""
     if settings.uvloop and importlib.util.find_spec("uvloop") is not None:
         import uvloop  # noqa: PLC0415 - optional: absent where it has no wheels
 
