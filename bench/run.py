@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import signal
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -48,6 +47,7 @@ from stack import (
     ensure_wrk,
     free_port,
     leadgate,
+    run_benchmark,
     say,
     start_server,
     throwaway_database,
@@ -331,17 +331,7 @@ async def main(options: Options) -> Path:
 
 def entry() -> None:
     options = parse_options()
-    try:
-        # asyncio.run turns Ctrl-C into cancelling main(): its exit stack stops every server
-        # and drops the database before KeyboardInterrupt comes out here.
-        out = asyncio.run(main(options))
-    except KeyboardInterrupt:
-        say("interrupted; everything the benchmark started was stopped")
-        sys.exit(130)
-    except asyncio.CancelledError:
-        say("terminated; everything the benchmark started was stopped")
-        sys.exit(143)
-    say(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    run_benchmark(main(options))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ from stack import (
     ensure_wrk,
     free_port,
     leadgate,
+    run_benchmark,
     say,
     start_nats,
     start_server,
@@ -660,15 +661,7 @@ def entry() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < options.subscribers // 2 + 500:
         raise SystemExit(f"open-file limit {hard} is too low for {options.subscribers} subscribers")
-    try:
-        out = asyncio.run(main(options))
-    except KeyboardInterrupt:
-        say("interrupted; everything the benchmark started was stopped")
-        sys.exit(130)
-    except asyncio.CancelledError:
-        say("terminated; everything the benchmark started was stopped")
-        sys.exit(143)
-    say(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    run_benchmark(main(options))
 
 
 if __name__ == "__main__":

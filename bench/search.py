@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -49,6 +48,7 @@ from stack import (
     ensure_wrk,
     free_port,
     leadgate,
+    run_benchmark,
     say,
     start_server,
     throwaway_database,
@@ -580,17 +580,7 @@ async def main(options: Options) -> Path:
 
 def entry() -> None:
     options = parse_options()
-    try:
-        # asyncio.run turns Ctrl-C into cancelling main(): its exit stack stops the gateway
-        # and drops the database before KeyboardInterrupt comes out here.
-        out = asyncio.run(main(options))
-    except KeyboardInterrupt:
-        say("interrupted; everything the benchmark started was stopped")
-        sys.exit(130)
-    except asyncio.CancelledError:
-        say("terminated; everything the benchmark started was stopped")
-        sys.exit(143)
-    say(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    run_benchmark(main(options))
 
 
 if __name__ == "__main__":

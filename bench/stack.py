@@ -14,10 +14,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -32,6 +33,21 @@ VENV_BIN = ROOT / ".venv" / "bin"
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+def run_benchmark(main: Coroutine[Any, Any, Path]) -> None:
+    """Run a benchmark's main() and say where it wrote. asyncio.run turns Ctrl-C into
+    cancelling it (SIGTERM too, where main() asks): its exit stack stops every server and
+    drops the database before the exit status comes out here."""
+    try:
+        out = asyncio.run(main)
+    except KeyboardInterrupt:
+        say("interrupted; everything the benchmark started was stopped")
+        sys.exit(130)
+    except asyncio.CancelledError:
+        say("terminated; everything the benchmark started was stopped")
+        sys.exit(143)
+    say(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 
 @dataclass(frozen=True, slots=True)
