@@ -42,6 +42,7 @@ from stack import (
     CpuMeter,
     Database,
     Server,
+    add_schedule_arguments,
     ensure_postgraphile,
     ensure_postgraphile5,
     ensure_wrk,
@@ -49,6 +50,7 @@ from stack import (
     leadgate,
     run_benchmark,
     say,
+    schedule,
     start_server,
     throwaway_database,
 )
@@ -81,32 +83,11 @@ class Options:
 
 def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--leads", type=int, default=100_000, help="demo leads (default 100,000)")
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 10,000 leads, 2 rounds of 3 s"
-    )
-    parser.add_argument("--rounds", type=int, default=None, help="default 3 (2 with --quick)")
-    parser.add_argument("--duration", type=int, default=None, help="seconds per run (10)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up seconds (3)")
+    add_schedule_arguments(parser, leads=100_000, report="RESULTS.md")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
-    parser.add_argument(
-        "--quiet-wait",
-        type=int,
-        default=15,
-        help="seconds to wait before a run for other processes to calm down (15; 0: never)",
-    )
-    parser.add_argument("--out", type=Path, default=None, help="the report (bench/RESULTS.md)")
     args = parser.parse_args(argv)
-    quick: bool = args.quick
     return Options(
-        leads=10_000 if quick and args.leads == 100_000 else args.leads,
-        rounds=args.rounds or (2 if quick else 3),
-        seconds=max(1, args.duration or (3 if quick else 10)),
-        warmup=max(1, args.warmup or (1 if quick else 3)),
-        connections=args.connections,
-        quiet_wait=args.quiet_wait,
-        out=args.out or ROOT / "bench" / ("out/RESULTS-quick.md" if quick else "RESULTS.md"),
-        quick=quick,
+        **schedule(args, leads=100_000, report="RESULTS.md"), connections=args.connections
     )
 
 

@@ -45,11 +45,13 @@ from stack import (
     CpuMeter,
     Database,
     Server,
+    add_schedule_arguments,
     ensure_wrk,
     free_port,
     leadgate,
     run_benchmark,
     say,
+    schedule,
     start_server,
     throwaway_database,
 )
@@ -108,31 +110,9 @@ class Options:
 
 def parse_options(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--leads", type=int, default=1_000_000, help="demo leads (1,000,000)")
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 10,000 leads, 2 rounds of 3 s"
-    )
-    parser.add_argument("--rounds", type=int, default=None, help="default 3 (2 with --quick)")
-    parser.add_argument("--duration", type=int, default=None, help="seconds per run (10)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up seconds (3)")
-    parser.add_argument(
-        "--quiet-wait",
-        type=int,
-        default=15,
-        help="seconds to wait before a run for other processes to calm down (15; 0: never)",
-    )
-    parser.add_argument("--out", type=Path, default=None, help="the report (bench/SEARCH.md)")
+    add_schedule_arguments(parser, leads=1_000_000, report="SEARCH.md")
     args = parser.parse_args(argv)
-    quick: bool = args.quick
-    return Options(
-        leads=10_000 if quick and args.leads == 1_000_000 else args.leads,
-        rounds=args.rounds or (2 if quick else 3),
-        seconds=max(1, args.duration or (3 if quick else 10)),
-        warmup=max(1, args.warmup or (1 if quick else 3)),
-        quiet_wait=args.quiet_wait,
-        out=args.out or ROOT / "bench" / ("out/SEARCH-quick.md" if quick else "SEARCH.md"),
-        quick=quick,
-    )
+    return Options(**schedule(args, leads=1_000_000, report="SEARCH.md"))
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ Everything started here is registered on an `contextlib.AsyncExitStack`, so it i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -33,6 +34,40 @@ VENV_BIN = ROOT / ".venv" / "bin"
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser, *, leads: int, report: str) -> None:
+    """The options every `make bench*` script shares: data size, rounds, and the report."""
+    parser.add_argument("--leads", type=int, default=leads, help=f"demo leads ({leads:,})")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 10,000 leads, 2 rounds of 3 s"
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="default 3 (2 with --quick)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per run (10)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up seconds (3)")
+    parser.add_argument(
+        "--quiet-wait",
+        type=int,
+        default=15,
+        help="seconds to wait before a run for other processes to calm down (15; 0: never)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help=f"the report (bench/{report})")
+
+
+def schedule(args: argparse.Namespace, *, leads: int, report: str) -> dict[str, Any]:
+    """What add_schedule_arguments read, with --quick's smaller defaults: a quick run writes
+    its report under bench/out/ so a committed one is always from a full run."""
+    quick: bool = args.quick
+    quick_report = report.replace(".md", "-quick.md")
+    return {
+        "leads": 10_000 if quick and args.leads == leads else args.leads,
+        "rounds": args.rounds or (2 if quick else 3),
+        "seconds": max(1, args.duration or (3 if quick else 10)),
+        "warmup": max(1, args.warmup or (1 if quick else 3)),
+        "quiet_wait": args.quiet_wait,
+        "out": args.out or ROOT / "bench" / (f"out/{quick_report}" if quick else report),
+        "quick": quick,
+    }
 
 
 def run_benchmark(main: Coroutine[Any, Any, Path]) -> None:
